@@ -1,0 +1,229 @@
+"""The orchestration rules, one small class each, named for what they do.
+
+docs/rules.md tables every rule with what it guards and what it answers; keep
+the two in step (tests/orchestrator/rules/test_docs.py checks the names).
+"""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from orchestrator.rules.base import OrchestrationContext, Rule
+from orchestrator.schemas import State, StateDetails, StateType
+
+S = StateType
+_RERUNNABLE = frozenset({S.FAILED, S.CRASHED, S.CANCELLED})
+
+# Legal transitions by current state type (None: a new run). Specific rules below
+# refine these (PENDING -> PENDING is listed so that PreventPendingTransitions can abort it).
+FLOW_TRANSITIONS: dict[StateType | None, frozenset[StateType]] = {
+    None: frozenset({S.SCHEDULED, S.PENDING, S.RUNNING}),
+    S.SCHEDULED: frozenset({S.SCHEDULED, S.PENDING, S.RUNNING, S.CANCELLING, S.CANCELLED, S.FAILED, S.CRASHED}),
+    S.PENDING: frozenset({S.SCHEDULED, S.PENDING, S.RUNNING, S.CANCELLING, S.CANCELLED, S.FAILED, S.CRASHED}),
+    S.RUNNING: frozenset({S.SCHEDULED, S.PENDING, S.COMPLETED, S.FAILED, S.CRASHED, S.CANCELLING, S.CANCELLED, S.PAUSED}),
+    S.PAUSED: frozenset({S.SCHEDULED, S.RUNNING, S.COMPLETED, S.FAILED, S.CRASHED, S.CANCELLING, S.CANCELLED}),
+    S.CANCELLING: frozenset({S.PENDING, S.CANCELLED}),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CRASHED: frozenset(),
+    S.CANCELLED: frozenset({S.PENDING}),
+}
+# Task runs may leave Failed, Crashed and Cancelled for Pending or Running: that is
+# how a retried flow reruns its unfinished tasks while Completed ones keep their result.
+TASK_TRANSITIONS = {
+    **FLOW_TRANSITIONS,
+    **{t: FLOW_TRANSITIONS[t] | {S.PENDING, S.RUNNING} for t in _RERUNNABLE},
+}
+
+
+class PreventDuplicateTransitions(Rule):
+    """A proposal repeating the transition key of the current state is answered again, not re-applied."""
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        key = ctx.proposed.details.transition_key
+        if key and ctx.initial and ctx.initial.details.transition_key == key:
+            ctx.replay("this transition was already applied; returning its result")
+
+
+class RejectIllegalTransitions(Rule):
+    """Only transitions in the legal table are considered; anything else leaves the run where it is."""
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        table = FLOW_TRANSITIONS if ctx.kind == "flow" else TASK_TRANSITIONS
+        if ctx.proposed.type not in table[ctx.initial_type]:
+            source = ctx.initial.name if ctx.initial else "no state"
+            ctx.reject(None, f"a {ctx.kind} run cannot go from {source} to {ctx.proposed.name}")
+
+
+class CacheRetrieval(Rule):
+    """A task about to run whose cache key has an unexpired Completed state gets that state, named Cached."""
+
+    TO_STATES = frozenset({S.RUNNING})
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        details = ctx.proposed.details
+        if not details.cache_key or details.refresh_cache:
+            return
+        from orchestrator.runs.selectors import task_cache_lookup
+
+        entry = task_cache_lookup(cache_key=details.cache_key, now=ctx.now)
+        if entry is None:
+            return
+        cached = State(
+            type=S.COMPLETED,
+            name="Cached",
+            message=f"Cached result of key {details.cache_key!r}",
+            result=entry.state.result,
+            details=StateDetails(cache_key=details.cache_key, cache_expiration=entry.expiration),
+        )
+        ctx.reject(cached, "a valid cached result exists for this cache key")
+
+
+class PreventRunningTasksFromStoppedFlows(Rule):
+    """A task may start only while its flow run is Running; a paused flow pauses it."""
+
+    TO_STATES = frozenset({S.RUNNING})
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        flow_run = ctx.run.flow_run
+        if flow_run is None or flow_run.state_type == S.RUNNING:
+            return
+        if flow_run.state_type == S.PAUSED:
+            ctx.reject(State(type=S.PAUSED, name="NotReady"), "the flow run is paused")
+        else:
+            ctx.abort(f"the flow run is {flow_run.state_name}, not Running; the task cannot start")
+
+
+class BypassCancellingRunsWithNoProcess(Rule):
+    """Cancelling a run no process is executing (Scheduled, or Paused without one) cancels it at once."""
+
+    FROM_STATES = frozenset({S.SCHEDULED, S.PAUSED})
+    TO_STATES = frozenset({S.CANCELLING})
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        if ctx.initial_type == S.SCHEDULED or not ctx.run.pid:
+            cancelled = State(type=S.CANCELLED, message=ctx.proposed.message or "Cancelled before it ran")
+            ctx.reject(cancelled, "no process is running this run; cancelled directly")
+
+
+class PreventPendingTransitions(Rule):
+    """A run that is already Pending, Running or Cancelling cannot be made Pending again: stops double submission."""
+
+    FROM_STATES = frozenset({S.PENDING, S.RUNNING, S.CANCELLING, S.CANCELLED})
+    TO_STATES = frozenset({S.PENDING})
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        if ctx.kind == "task" and ctx.initial_type == S.CANCELLED:
+            return  # a retried flow may rerun a cancelled task
+        ctx.abort(f"the run is already {ctx.initial.name}; another process has it")
+
+
+class EnsureOnlyScheduledRunsMarkedLate(Rule):
+    """Only a Scheduled run can become Late."""
+
+    TO_STATES = frozenset({S.SCHEDULED})
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        if ctx.proposed.name == "Late" and ctx.initial_type != S.SCHEDULED:
+            ctx.reject(None, "only a Scheduled run can be marked Late")
+
+
+class CopyScheduledTime(Rule):
+    """A Scheduled run moving to Pending carries its scheduled time along."""
+
+    FROM_STATES = frozenset({S.SCHEDULED})
+    TO_STATES = frozenset({S.PENDING})
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        if ctx.proposed.details.scheduled_time is None:
+            ctx.proposed.details.scheduled_time = ctx.initial.details.scheduled_time
+
+
+class WaitForScheduledTime(Rule):
+    """A run may not start before its scheduled time (server clock): the client is told to wait."""
+
+    FROM_STATES = frozenset({S.SCHEDULED, S.PENDING})
+    TO_STATES = frozenset({S.RUNNING})
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        scheduled = ctx.initial.details.scheduled_time
+        if scheduled and scheduled > ctx.now:
+            wait = (scheduled - ctx.now).total_seconds()
+            ctx.delay(wait, f"scheduled to start at {scheduled.isoformat()}")
+
+
+class RetryFailedRuns(Rule):
+    """A Running run that fails with retries left is rescheduled as AwaitingRetry after its retry delay."""
+
+    FROM_STATES = frozenset({S.RUNNING})
+    TO_STATES = frozenset({S.FAILED})
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        policy = ctx.run.empirical_policy or {}
+        retries = int(policy.get("retries") or 0)
+        if ctx.run.run_count > retries or not ctx.proposed.details.retriable:
+            return
+        delay = retry_delay_seconds(policy, attempt=ctx.run.run_count)
+        retry = State(
+            type=S.SCHEDULED,
+            name="AwaitingRetry",
+            message=ctx.proposed.message,
+            result=ctx.proposed.result,
+            details=StateDetails(scheduled_time=ctx.now + timedelta(seconds=delay)),
+        )
+        ctx.reject(retry, f"retry {ctx.run.run_count} of {retries} in {delay:g}s")
+
+
+def retry_delay_seconds(policy: dict, *, attempt: int) -> float:
+    """The delay before retry number `attempt` (1-based): a number, or a list indexed by attempt, with jitter."""
+    delay = policy.get("retry_delay") or 0
+    if isinstance(delay, list):
+        delay = delay[min(attempt, len(delay)) - 1] if delay else 0
+    jitter = float(policy.get("retry_jitter_factor") or 0)
+    if jitter > 0:
+        delay = random.uniform(max(0.0, delay * (1 - jitter)), delay * (1 + jitter))
+    return float(delay)
+
+
+class RenameReruns(Rule):
+    """A run starting again is named Retrying (after AwaitingRetry) or Rerunning."""
+
+    TO_STATES = frozenset({S.RUNNING})
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        if ctx.run.run_count > 0 and ctx.proposed.name == "Running":
+            retrying = ctx.initial and ctx.initial.name == "AwaitingRetry"
+            ctx.proposed.name = "Retrying" if retrying else "Rerunning"
+
+
+class CacheInsertion(Rule):
+    """A task completing with a cache key and a persisted result is entered in the cache."""
+
+    TO_STATES = frozenset({S.COMPLETED})
+
+    def after_transition(self, ctx: OrchestrationContext) -> None:
+        state = ctx.proposed
+        persisted = (state.result or {}).get("type") in {"json", "file"}
+        if state.details.cache_key and persisted:
+            from orchestrator.runs.models import TaskCacheEntry
+
+            TaskCacheEntry.objects.create(
+                cache_key=state.details.cache_key,
+                state_id=state.id,
+                expiration=state.details.cache_expiration,
+            )
+
+
+class FinishUnfinishedTaskRuns(Rule):
+    """A flow run that crashes or is cancelled takes its unfinished task runs with it, saying why."""
+
+    TO_STATES = frozenset({S.CRASHED, S.CANCELLED})
+
+    def after_transition(self, ctx: OrchestrationContext) -> None:
+        # Imported here: services import this module to build policies.
+        from orchestrator.runs.services import flow_run_finish_task_runs
+
+        verb = "crashed" if ctx.proposed.type == S.CRASHED else "was cancelled"
+        message = f"Flow run {ctx.run.name!r} {verb}: {ctx.proposed.message or ctx.proposed.name}"
+        flow_run_finish_task_runs(flow_run_id=ctx.run.id, state_type=ctx.proposed.type, message=message)
+

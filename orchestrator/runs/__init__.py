@@ -1,0 +1,1 @@
+"""Flows, their runs, task runs, state histories, logs and the task cache."""
