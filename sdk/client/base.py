@@ -1,0 +1,46 @@
+"""The one interface through which the SDK reaches the orchestrator.
+
+Two transports implement it: in-process (calls the orchestrator's services in
+this process; the default) and HTTP (a later layer). Arguments and answers are
+plain data and the shared schemas, so both transports behave the same.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any
+from uuid import UUID
+
+from orchestrator.schemas import OrchestrationResult, State
+
+
+class OrchestrationClient(abc.ABC):
+    @abc.abstractmethod
+    def create_flow(self, name: str) -> UUID:
+        """The id of the flow named `name`, creating it on first use."""
+
+    @abc.abstractmethod
+    def create_flow_run(self, *, flow_id: UUID, name: str, state: State, **fields: Any) -> tuple[UUID, OrchestrationResult]:
+        """Create a flow run in `state`; fields: parameters, tags, parent_flow_run_id, empirical_policy, hostname, pid."""
+
+    @abc.abstractmethod
+    def create_task_run(self, *, flow_run_id: UUID | None, task_key: str, dynamic_key: str, name: str, state: State, **fields: Any) -> tuple[UUID, OrchestrationResult]:
+        """Create a task run, or find the one a retried flow run already made under this key."""
+
+    @abc.abstractmethod
+    def set_flow_run_state(self, flow_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
+        """Propose a state for a flow run; the answer says what the run's state is now."""
+
+    @abc.abstractmethod
+    def set_task_run_state(self, task_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
+        """Propose a state for a task run."""
+
+    @abc.abstractmethod
+    def write_logs(self, logs: list[dict[str, Any]]) -> None:
+        """Store a batch of log lines."""
+
+    @abc.abstractmethod
+    def runs_in_progress_on_host(self, hostname: str) -> list[tuple[str, UUID, int | None]]:
+        """("flow"|"task", id, pid) of unfinished runs started on `hostname`."""
+
+    def close(self) -> None:
+        """Release connections and threads; the client is unusable afterwards."""

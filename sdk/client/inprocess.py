@@ -1,0 +1,122 @@
+"""The in-process transport: the orchestrator's services called in this process.
+
+Every call runs on one dedicated thread that owns the database connection. Why:
+Django connections belong to a thread, SQLite has a single writer anyway, and
+async code must not run the ORM on its event loop; callers from any thread or
+loop just wait on a future.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+from uuid import UUID
+
+from orchestrator.schemas import OrchestrationResult, State
+from sdk.client.base import OrchestrationClient
+
+T = TypeVar("T")
+_STOP = object()
+
+
+class InProcessClient(OrchestrationClient):
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._flow_ids: dict[str, UUID] = {}
+        self._thread = threading.Thread(target=self._serve, name="runway-orchestrator", daemon=True)
+        self._ready: Future = Future()
+        self._thread.start()
+        self._ready.result()  # re-raises a failed database set-up here, in the caller
+
+    # --- the orchestrator thread -------------------------------------------------
+    def _serve(self) -> None:
+        from django.db import connections
+
+        try:
+            from sdk.client.database import ensure_database
+
+            ensure_database()
+            self._ready.set_result(None)
+        except BaseException as exc:
+            self._ready.set_exception(exc)
+            return
+        while True:
+            item = self._requests.get()
+            if item is _STOP:
+                break
+            future, fn, kwargs = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(**kwargs))
+                except BaseException as exc:  # handed to the caller, which re-raises it
+                    future.set_exception(exc)
+        connections.close_all()
+
+    def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
+        if threading.current_thread() is self._thread:
+            return fn(**kwargs)
+        future: Future = Future()
+        self._requests.put((future, fn, kwargs))
+        return future.result()
+
+    # --- the interface -------------------------------------------------------------
+    def create_flow(self, name: str) -> UUID:
+        if name not in self._flow_ids:
+            from orchestrator.runs.services import flow_get_or_create
+
+            self._flow_ids[name] = self._call(flow_get_or_create, name=name).id
+        return self._flow_ids[name]
+
+    def create_flow_run(self, *, flow_id: UUID, name: str, state: State, **fields: Any) -> tuple[UUID, OrchestrationResult]:
+        from orchestrator.runs.services import flow_run_create
+
+        run, result = self._call(flow_run_create, flow_id=flow_id, name=name, state=state, **fields)
+        return run.id, result
+
+    def create_task_run(self, *, flow_run_id: UUID | None, task_key: str, dynamic_key: str, name: str, state: State, **fields: Any) -> tuple[UUID, OrchestrationResult]:
+        from orchestrator.runs.services import task_run_create
+
+        run, result = self._call(
+            task_run_create, flow_run_id=flow_run_id, task_key=task_key,
+            dynamic_key=dynamic_key, name=name, state=state, **fields,
+        )  # fmt: skip
+        return run.id, result
+
+    def set_flow_run_state(self, flow_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
+        from orchestrator.runs.services import flow_run_set_state
+
+        return self._call(flow_run_set_state, flow_run_id=flow_run_id, state=state, force=force)
+
+    def set_task_run_state(self, task_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
+        from orchestrator.runs.services import task_run_set_state
+
+        return self._call(task_run_set_state, task_run_id=task_run_id, state=state, force=force)
+
+    def write_logs(self, logs: list[dict[str, Any]]) -> None:
+        from orchestrator.runs.services import logs_create
+
+        self._call(logs_create, logs=logs)
+
+    def runs_in_progress_on_host(self, hostname: str) -> list[tuple[str, UUID, int | None]]:
+        from orchestrator.runs.selectors import runs_in_progress_on_host
+
+        return self._call(runs_in_progress_on_host, hostname=hostname)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._requests.put(_STOP)
+            self._thread.join(timeout=10)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,81 @@
+"""What calling or submitting a flow or task does: pick the context, the driver, sync or async.
+
+An async function returns a coroutine when called from async code or outside
+any run (so `asyncio.run(my_flow())` and `await my_task()` work as in Prefect 2),
+and runs to completion when called from inside a synchronous run.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from sdk.client import get_client
+from sdk.context import FlowRunContext
+from sdk.engine.driver import run_async, run_sync
+from sdk.engine.flow_engine import FlowRunEngine
+from sdk.engine.task_engine import TaskRunEngine
+from sdk.futures import RunwayFuture, in_async_context
+from sdk.logging import flow_run_logger
+from sdk.logging.handlers import flush_logs
+from sdk.states import State
+from sdk.task_runners import ConcurrentTaskRunner
+
+if TYPE_CHECKING:
+    from sdk.flows import Flow
+    from sdk.tasks import Task
+
+_runner_outside_flows = ConcurrentTaskRunner()
+
+
+def call_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | None, return_state: bool) -> Any:
+    flow_ctx = FlowRunContext.get()
+    engine = TaskRunEngine(task, parameters, client=get_client(), flow_ctx=flow_ctx, wait_for=wait_for)
+    if inspect.iscoroutinefunction(task.fn):
+        async def run() -> Any:
+            await asyncio.to_thread(_create_for_immediate_run, engine)
+            return _answer(await run_async(engine.steps()), return_state)
+
+        return run() if in_async_context() or flow_ctx is None else asyncio.run(run())
+    _create_for_immediate_run(engine)
+    return _answer(run_sync(engine.steps()), return_state)
+
+
+def _create_for_immediate_run(engine: TaskRunEngine) -> None:
+    engine.create()
+    if engine.flow_ctx:
+        flow_run_logger(engine.flow_ctx).info(f"Executing {engine.run.name!r} immediately...")
+
+
+def submit_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | None) -> RunwayFuture:
+    flow_ctx = FlowRunContext.get()
+    runner = flow_ctx.task_runner if flow_ctx else _runner_outside_flows
+    engine = TaskRunEngine(task, parameters, client=get_client(), flow_ctx=flow_ctx, wait_for=wait_for)
+    engine.create()
+    if flow_ctx:
+        flow_run_logger(flow_ctx).info(f"Submitted task run {engine.run.name!r} for execution.")
+    future = RunwayFuture(engine, runner.submit(lambda: run_sync(engine.steps())))
+    if flow_ctx:
+        flow_ctx.futures.append(future)
+    return future
+
+
+def call_flow(flow: Flow, parameters: dict[str, Any], *, return_state: bool) -> Any:
+    parent = FlowRunContext.get()
+    engine = FlowRunEngine(flow, parameters, client=get_client(), parent=parent)
+    if inspect.iscoroutinefunction(flow.fn):
+        async def run() -> Any:
+            await asyncio.to_thread(engine.create)
+            state = await run_async(engine.steps())
+            return _answer(state, return_state, flush=parent is None)
+
+        return run() if in_async_context() or parent is None else asyncio.run(run())
+    engine.create()
+    return _answer(run_sync(engine.steps()), return_state, flush=parent is None)
+
+
+def _answer(state: State, return_state: bool, flush: bool = False) -> Any:
+    """What the caller gets: the state, or its result (raising if the run failed)."""
+    if flush:
+        flush_logs()  # a finished top-level flow run has all its lines stored
+    return state if return_state else state.result()

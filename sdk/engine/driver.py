@@ -1,0 +1,144 @@
+"""Carrying out an engine's steps synchronously or on an event loop.
+
+An engine yields `Call` (run the user's function in the run's context, under
+its timeout) and `Sleep`; the driver sends back an `Outcome`. A BaseException
+from the user's code (KeyboardInterrupt, SIGTERM) is thrown into the steps so
+the engine records Crashed before it propagates.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import time
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sdk import context as run_context
+from sdk.engine import prints
+from sdk.engine.timeouts import sync_timeout
+
+
+@dataclass
+class Sleep:
+    seconds: float
+
+
+@dataclass
+class Call:
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    context: run_context.RunContext | None = None
+    timeout: float | None = None
+    timeout_error: Callable[[], TimeoutError] = TimeoutError
+
+
+@dataclass
+class Outcome:
+    value: Any = None
+    error: Exception | None = None
+
+
+Steps = Generator[Call | Sleep, Outcome | None, Any]
+
+
+def run_sync(steps: Steps) -> Any:
+    """Drive `steps` in this thread; async user functions get their own event loop."""
+    reply: Any = None
+    while True:
+        try:
+            instruction = steps.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(instruction, Sleep):
+            time.sleep(max(instruction.seconds, 0))
+            reply = None
+            continue
+        try:
+            reply = _call_sync(instruction)
+        except BaseException as exc:  # crash: let the engine record it, then re-raise
+            steps.throw(exc)
+            raise
+
+
+async def run_async(steps: Steps) -> Any:
+    """Drive `steps` from a coroutine; the engine's blocking orchestration runs in a worker thread."""
+    reply: Any = None
+    while True:
+        try:
+            instruction = await asyncio.to_thread(steps.send, reply)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(instruction, Sleep):
+            await asyncio.sleep(max(instruction.seconds, 0))
+            reply = None
+            continue
+        try:
+            reply = await _call_async(instruction)
+        except BaseException as exc:
+            await asyncio.to_thread(_throw, steps, exc)
+            raise
+
+
+def _throw(steps: Steps, exc: BaseException) -> None:
+    try:
+        steps.throw(exc)
+    except BaseException:
+        pass
+
+
+def _call_sync(call: Call) -> Outcome:
+    if inspect.iscoroutinefunction(call.fn):
+        return _run_coroutine(_call_async(call))
+    with _entered(call):
+        try:
+            with sync_timeout(call.timeout, call.timeout_error):
+                return Outcome(value=call.fn(*call.args, **call.kwargs))
+        except Exception as exc:
+            return Outcome(error=exc)
+
+
+def _run_coroutine(coroutine: Any) -> Any:
+    """Run a coroutine to completion from sync code, on a new loop (in a new thread if one is running here)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(context.run, asyncio.run, coroutine).result()
+
+
+async def _call_async(call: Call) -> Outcome:
+    if not inspect.iscoroutinefunction(call.fn):
+        return await asyncio.to_thread(_call_sync, call)
+    with _entered(call):
+        scope = asyncio.timeout(call.timeout)
+        try:
+            async with scope:
+                value = await call.fn(*call.args, **call.kwargs)
+            return Outcome(value=value)
+        except TimeoutError as exc:
+            return Outcome(error=call.timeout_error() if scope.expired() else exc)
+        except Exception as exc:
+            return Outcome(error=exc)
+
+
+class _entered:
+    """Enter the run's context and print capture for the duration of a call."""
+
+    def __init__(self, call: Call):
+        self.call = call
+
+    def __enter__(self) -> None:
+        self._ctx = run_context.enter(self.call.context) if self.call.context else None
+        if self._ctx:
+            self._ctx.__enter__()
+        prints.install_if_needed(self.call.context)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._ctx:
+            self._ctx.__exit__(*exc)

@@ -1,0 +1,165 @@
+"""Orchestrating one flow run: create, validate parameters, start, call, wait for tasks, finish, retry."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sdk.client.base import OrchestrationClient
+from sdk.context import FlowRunContext, RunInfo, current_tags
+from sdk.engine.driver import Call, Outcome, Steps
+from sdk.engine.final_state import exception_state, flow_return_state
+from sdk.engine.hooks import run_hooks
+from sdk.engine.hosts import process_fields
+from sdk.engine.inputs import jsonable
+from sdk.engine.parameters import call_arguments, validate
+from sdk.engine.propose import propose, propose_now
+from sdk.exceptions import Abort, FlowRunTimeoutError, ParameterTypeError, TerminationSignal
+from sdk.logging import flow_run_logger, get_logger
+from sdk.states import Crashed, Failed, Pending, Running, State
+
+if TYPE_CHECKING:
+    from sdk.flows import Flow
+
+
+class FlowRunEngine:
+    """The engine of one flow run; `create()` in the caller, then `steps()` under a driver."""
+
+    def __init__(self, flow: Flow, parameters: dict[str, Any], *, client: OrchestrationClient,
+                 parent: FlowRunContext | None) -> None:  # fmt: skip
+        self.flow, self.parameters, self.client, self.parent = flow, parameters, client, parent
+        self.state: State | None = None
+
+    def create(self) -> None:
+        flow = self.flow
+        name = flow.flow_run_name_for(self.parameters)
+        tags = sorted(current_tags())
+        run_id, answer = self.client.create_flow_run(
+            flow_id=self.client.create_flow(flow.name), name=name, state=Pending().to_schema(),
+            parameters=jsonable(self.parameters), tags=tags,
+            parent_flow_run_id=self.parent.flow_run.id if self.parent else None,
+            empirical_policy={"retries": flow.retries, "retry_delay": flow.retry_delay_seconds},
+            **process_fields(),
+        )  # fmt: skip
+        self.run = RunInfo(id=run_id, name=name, parameters=self.parameters, tags=tags)
+        self.state = State.from_schema(answer.state)
+        self.context = self._new_context()
+        if self.parent:
+            flow_run_logger(self.parent).info(f"Created subflow run {name!r} for flow {flow.name!r}")
+        else:
+            get_logger("runway.engine").info(f"Created flow run {name!r} for flow {flow.name!r}")
+
+    def _new_context(self) -> FlowRunContext:
+        """A fresh context per attempt: task numbering restarts so a retry finds its earlier task runs."""
+        flow = self.flow
+        return FlowRunContext(
+            client=self.client, flow=flow, flow_run=self.run, task_runner=flow.task_runner.duplicate(),
+            result_storage=flow.result_storage, persist_result=flow.persist_result,
+            log_prints=bool(flow.log_prints),
+        )  # fmt: skip
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:
+        return flow_run_logger(self.context)
+
+    def steps(self) -> Steps:
+        try:
+            parameters = self._validated()
+        except ParameterTypeError as exc:
+            self.logger.error(str(exc))
+            failed = Failed(message=f"Validation of flow parameters failed with error: {exc}", data=exc)
+            return (yield from self._finish_with(failed))
+        try:
+            self.state = yield from self._propose(Running())
+            while self.state.is_running():
+                self.run.run_count += 1
+                outcome = yield from self._call(parameters)
+                self.state = yield from self._propose(self._final_state(outcome))
+                if self.state.is_scheduled():
+                    self.logger.info(
+                        f"Received non-final state {self.state.name!r} when proposing final state "
+                        f"'Failed' and will attempt to run again..."
+                    )
+                    self.context = self._new_context()
+                    self.state = yield from self._propose(Running())
+        except Abort as abort:
+            self.logger.error(f"Stopped orchestrating this flow run: {abort}")
+            return self.state
+        self._log_final()
+        run_hooks(self.flow, self.run, self.state, self.logger)
+        return self.state
+
+    def _validated(self) -> dict[str, Any]:
+        if not self.flow.should_validate_parameters:
+            return self.parameters
+        return validate(self.flow.fn, self.parameters)
+
+    def _call(self, parameters: dict[str, Any]) -> Steps:
+        args, kwargs = call_arguments(self.flow.fn, parameters)
+        timeout = self.flow.timeout_seconds
+        call = Call(
+            self.flow.fn, args, kwargs, context=self.context, timeout=timeout,
+            timeout_error=lambda: FlowRunTimeoutError(f"Flow run exceeded timeout of {timeout} seconds"),
+        )  # fmt: skip
+        runner = self.context.task_runner
+        try:
+            with _sigterm_raises():
+                outcome: Outcome = yield call
+        except BaseException as exc:
+            self._crash(exc)
+            runner.shutdown(wait=False)
+            raise
+        runner.shutdown(wait=True)  # submitted task runs finish before the flow run does
+        return outcome
+
+    def _crash(self, exc: BaseException) -> None:
+        if isinstance(exc, TerminationSignal):
+            message = "Execution was aborted by a termination signal."
+        elif isinstance(exc, KeyboardInterrupt):
+            message = "Execution was aborted by an interrupt signal."
+        else:
+            message = f"Execution was interrupted: {type(exc).__name__}: {exc}"
+        self.state = propose_now(self.client, Crashed(message=message, data=exc), flow_run_id=self.run.id)
+        self.logger.error(f"Crashed: {message}")
+
+    def _final_state(self, outcome: Outcome) -> State:
+        flow = self.flow
+        if outcome.error is not None:
+            self.logger.error("Encountered exception during execution:", exc_info=outcome.error)
+            return exception_state(outcome.error, kind="Flow", storage=flow.result_storage)
+        unobserved = [f.wait() for f in self.context.futures if not f.observed]
+        return flow_return_state(outcome.value, unobserved, persist=flow.persist_result, storage=flow.result_storage)
+
+    def _propose(self, state: State) -> Steps:
+        return (yield from propose(self.client, state, flow_run_id=self.run.id))
+
+    def _finish_with(self, state: State) -> Steps:
+        self.state = yield from self._propose(state)
+        self._log_final()
+        run_hooks(self.flow, self.run, self.state, self.logger)
+        return self.state
+
+    def _log_final(self) -> None:
+        level = logging.INFO if self.state.is_completed() else logging.ERROR
+        self.logger.log(level, f"Finished in state {self.state!r}")
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """In the main thread, turn SIGTERM into TerminationSignal so the run is recorded Crashed."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise TerminationSignal(signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -1,0 +1,101 @@
+"""Arguments of a task run: futures resolved to results, upstream runs recorded, values made JSON-safe."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import pathlib
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sdk.annotations import BaseAnnotation, allow_failure, quote
+from sdk.exceptions import UpstreamTaskError
+from sdk.states import State
+
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def visit(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """Rebuild lists, tuples, sets and dicts with `leaf` applied to everything else."""
+    if isinstance(value, quote):
+        return value
+    if type(value) in _COLLECTIONS:
+        return type(value)(visit(item, leaf) for item in value)
+    if type(value) is dict:
+        return {key: visit(item, leaf) for key, item in value.items()}
+    return leaf(value)
+
+
+def upstream_runs(parameters: dict[str, Any], wait_for: list[Any] | None) -> dict[str, list[dict[str, str]]]:
+    """For each parameter, the task runs whose futures or states fed it: the observed dependency graph."""
+    found: dict[str, list[dict[str, str]]] = {}
+    for name, value in [*parameters.items(), ("wait_for", wait_for or [])]:
+        ids: list[str] = []
+        visit(value, lambda leaf: _collect_id(leaf, ids))
+        if ids:
+            found[name] = [{"input_type": "task_run", "id": run_id} for run_id in dict.fromkeys(ids)]
+    return found
+
+
+def _collect_id(value: Any, ids: list[str]) -> Any:
+    from sdk.futures import RunwayFuture
+
+    if isinstance(value, BaseAnnotation):
+        visit(value.value, lambda leaf: _collect_id(leaf, ids))
+    elif isinstance(value, RunwayFuture):
+        ids.append(str(value.task_run_id))
+    return value
+
+
+def resolve(parameters: dict[str, Any], wait_for: list[Any] | None) -> dict[str, Any]:
+    """Wait for upstream futures and replace them with their results.
+
+    Raises UpstreamTaskError if one did not complete, unless wrapped in allow_failure.
+    """
+    visit(wait_for or [], lambda leaf: _resolve_leaf(leaf, allowed=False))
+    return {name: visit(value, lambda leaf: _resolve_leaf(leaf, allowed=False)) for name, value in parameters.items()}
+
+
+def _resolve_leaf(value: Any, allowed: bool) -> Any:
+    from sdk.futures import RunwayFuture
+
+    if isinstance(value, allow_failure):
+        return visit(value.value, lambda leaf: _resolve_leaf(leaf, allowed=True))
+    if isinstance(value, quote):
+        return value.value
+    if isinstance(value, BaseAnnotation):
+        return visit(value.value, lambda leaf: _resolve_leaf(leaf, allowed))
+    if isinstance(value, RunwayFuture):
+        state, label = value.wait(), repr(value.name)
+    elif isinstance(value, State):
+        state, label = value, repr(value.name)
+    else:
+        return value
+    if not state.is_completed() and not allowed:
+        raise UpstreamTaskError(f"Upstream task run {label} did not reach a 'COMPLETED' state.")
+    return state.result(raise_on_failure=False)
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe copy of a parameter value for display and storage; unknown objects become their repr."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if depth > 20:
+        return repr(value)[:1000]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (*_COLLECTIONS,)):
+        return [jsonable(v, depth + 1) for v in value]
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value, depth + 1)
+    if isinstance(value, (dt.date, dt.time, uuid.UUID, pathlib.PurePath, decimal.Decimal, dt.timedelta)):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value), depth + 1)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return repr(value)[:1000]

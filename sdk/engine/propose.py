@@ -1,0 +1,47 @@
+"""Proposing a state and acting on the answer: wait and propose again, adopt, or abort."""
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+from uuid import UUID
+
+from orchestrator.schemas import SetStateStatus
+from sdk.client.base import OrchestrationClient
+from sdk.engine.driver import Sleep
+from sdk.exceptions import Abort
+from sdk.states import _NO_DATA, State
+
+
+def propose(
+    client: OrchestrationClient, state: State, *, task_run_id: UUID | None = None,
+    flow_run_id: UUID | None = None, force: bool = False,
+) -> Generator[Sleep, Any, State]:
+    """Propose `state` until answered; returns the state the run is in now.
+
+    An accepted state keeps the value this process holds in memory, so
+    `result()` needs no storage round trip.
+    """  # fmt: skip
+    while True:
+        schema = state.to_schema()
+        if task_run_id is not None:
+            answer = client.set_task_run_state(task_run_id, schema, force=force)
+        else:
+            answer = client.set_flow_run_state(flow_run_id, schema, force=force)
+        if answer.status == SetStateStatus.WAIT:
+            yield Sleep(answer.delay_seconds or 0)
+            continue
+        if answer.status == SetStateStatus.ABORT:
+            raise Abort(answer.reason or "the orchestrator aborted this run")
+        accepted = answer.status == SetStateStatus.ACCEPT and answer.state.type == state.type
+        return State.from_schema(answer.state, data=state.data if accepted else _NO_DATA)
+
+
+
+def propose_now(client: OrchestrationClient, state: State, **ids: Any) -> State:
+    """Propose without being able to sleep (a crash in progress): a WAIT is not waited for."""
+    steps = propose(client, state, **ids)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        return done.value

@@ -1,0 +1,154 @@
+"""Orchestrating one task run: create, resolve inputs, start, call, finish, retry (see sdk.engine)."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+from sdk.client.base import OrchestrationClient
+from sdk.context import FlowRunContext, RunInfo, TaskRunContext, current_tags
+from sdk.engine import inputs
+from sdk.engine.driver import Call, Outcome, Steps
+from sdk.engine.final_state import completed_state, exception_state
+from sdk.engine.hooks import run_hooks
+from sdk.engine.hosts import process_fields
+from sdk.engine.parameters import call_arguments
+from sdk.engine.propose import propose, propose_now
+from sdk.exceptions import Abort, TaskRunTimeoutError, UpstreamTaskError
+from sdk.logging import flow_run_logger, task_run_logger
+from sdk.states import Cancelled, Crashed, Pending, Running, State
+
+if TYPE_CHECKING:
+    from sdk.tasks import Task
+
+
+class TaskRunEngine:
+    """The engine of one task run; `create()` in the caller, then `steps()` under a driver."""
+
+    def __init__(self, task: Task, parameters: dict[str, Any], *, client: OrchestrationClient,
+                 flow_ctx: FlowRunContext | None, wait_for: list[Any] | None = None) -> None:  # fmt: skip
+        self.task, self.parameters, self.client = task, parameters, client
+        self.flow_ctx, self.wait_for = flow_ctx, wait_for
+        self.run: RunInfo | None = None
+        self.state: State | None = None
+
+    # --- 1. create ---------------------------------------------------------------
+    def create(self) -> None:
+        """Create the task run Pending, named `<task>-<n>` after its place in the flow run."""
+        flow_ctx, task = self.flow_ctx, self.task
+        dynamic_key = flow_ctx.next_dynamic_key(task.task_key) if flow_ctx else uuid4().hex[:8]
+        name = task.task_run_name_for(self.parameters) or f"{task.name}-{dynamic_key}"
+        tags = sorted(current_tags() | set(task.tags))
+        run_id, answer = self.client.create_task_run(
+            flow_run_id=flow_ctx.flow_run.id if flow_ctx else None, task_key=task.task_key,
+            dynamic_key=dynamic_key, name=name, state=Pending().to_schema(), tags=tags,
+            empirical_policy=task.empirical_policy, task_inputs=inputs.upstream_runs(self.parameters, self.wait_for),
+            **process_fields(),
+        )  # fmt: skip
+        self.run = RunInfo(id=run_id, name=name, parameters=self.parameters, tags=tags)
+        self.state = State.from_schema(answer.state)
+        self.context = TaskRunContext(
+            client=self.client, task=task, task_run=self.run, flow_run_context=flow_ctx,
+            log_prints=task.log_prints if task.log_prints is not None else bool(flow_ctx and flow_ctx.log_prints),
+        )  # fmt: skip
+        creator = flow_run_logger(flow_ctx) if flow_ctx else self.logger
+        creator.info(f"Created task run {name!r} for task {task.name!r}")
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:
+        return task_run_logger(self.context)
+
+    # --- 2 to 5 --------------------------------------------------------------------
+    def steps(self) -> Steps:
+        try:
+            parameters = inputs.resolve(self.parameters, self.wait_for)
+        except UpstreamTaskError as exc:
+            return (yield from self._finish_with(Pending(message=str(exc), name="NotReady"), force=True))
+        try:
+            cache_key = self._cache_key(parameters)
+            self.state = yield from self._start(cache_key)
+            while self.state.is_running():
+                outcome = yield from self._call(parameters)
+                self.state = yield from self._propose(self._final_state(outcome, cache_key))
+                if self.state.is_scheduled():
+                    self.logger.info(
+                        f"Received non-final state {self.state.name!r} when proposing final state "
+                        f"'Failed' and will attempt to run again..."
+                    )
+                    self.state = yield from self._start(cache_key)
+        except Abort as abort:
+            return (yield from self._finish_with(Cancelled(message=f"Not run: {abort}"), force=True))
+        self._log_final()
+        run_hooks(self.task, self.run, self.state, self.logger)
+        return self.state
+
+    def _call(self, parameters: dict[str, Any]) -> Steps:
+        args, kwargs = call_arguments(self.task.fn, parameters)
+        timeout = self.task.timeout_seconds
+        call = Call(
+            self.task.fn, args, kwargs, context=self.context, timeout=timeout,
+            timeout_error=lambda: TaskRunTimeoutError(f"Task run exceeded timeout of {timeout} seconds"),
+        )  # fmt: skip
+        try:
+            outcome: Outcome = yield call
+        except BaseException as exc:  # the process is being interrupted: record it, let it go on
+            message = f"Execution was interrupted: {type(exc).__name__}"
+            propose_now(self.client, Crashed(message=message, data=exc), task_run_id=self.run.id)
+            raise
+        return outcome
+
+    def _start(self, cache_key: str | None) -> Steps:
+        running = Running()
+        running.details.cache_key = cache_key
+        running.details.refresh_cache = bool(self.task.refresh_cache)
+        state = yield from self._propose(running)
+        self.run.run_count += 1 if state.is_running() else 0
+        return state
+
+    def _final_state(self, outcome: Outcome, cache_key: str | None) -> State:
+        task = self.task
+        if outcome.error is None:
+            if isinstance(outcome.value, State):
+                return outcome.value
+            state = completed_state(outcome.value, persist=task.persist_result, storage=task.result_storage)
+            state.details.cache_key = cache_key
+            if cache_key and task.cache_expiration is not None:
+                state.details.cache_expiration = datetime.now(timezone.utc) + task.cache_expiration
+            return state
+        exc = outcome.error
+        self.logger.error("Encountered exception during execution:", exc_info=exc)
+        state = exception_state(exc, kind="Task", storage=task.result_storage)
+        state.details.retriable = self._retriable(state)
+        return state
+
+    def _retriable(self, state: State) -> bool:
+        condition = self.task.retry_condition_fn
+        if condition is None:
+            return True
+        try:
+            return bool(condition(self.task, self.run, state))
+        except Exception:
+            self.logger.exception("retry_condition_fn raised; not retrying")
+            return False
+
+    def _cache_key(self, parameters: dict[str, Any]) -> str | None:
+        if self.task.cache_key_fn is None:
+            return None
+        try:
+            return self.task.cache_key_fn(self.context, parameters)
+        except Exception:
+            self.logger.exception("cache_key_fn raised; running without a cache key")
+            return None
+
+    def _propose(self, state: State, force: bool = False) -> Steps:
+        return (yield from propose(self.client, state, task_run_id=self.run.id, force=force))
+
+    def _finish_with(self, state: State, force: bool) -> Steps:
+        self.state = yield from self._propose(state, force=force)
+        self._log_final()
+        return self.state
+
+    def _log_final(self) -> None:
+        level = logging.INFO if self.state.is_completed() else logging.ERROR
+        self.logger.log(level, f"Finished in state {self.state!r}")

@@ -1,0 +1,91 @@
+"""`sync_timeout`: interrupt synchronous user code that runs past its deadline.
+
+In the main thread a SIGALRM timer raises inside the code, even in a blocking
+call such as time.sleep; nested timeouts share the one timer. In other threads
+(task runner workers) the exception is injected into the thread and surfaces
+at its next Python instruction: code blocked in C is interrupted when it returns.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+class _Expired(BaseException):
+    """Raised into the timed code; a BaseException so `except Exception` in user code cannot swallow it."""
+
+
+@contextmanager
+def sync_timeout(seconds: float | None, error: Callable[[], TimeoutError] = TimeoutError) -> Iterator[None]:
+    """Raise `error()` if the block runs longer than `seconds` (None: no limit)."""
+    if not seconds:
+        yield
+        return
+    main = threading.current_thread() is threading.main_thread()
+    guard = _alarm if main and hasattr(signal, "setitimer") else _injected
+    marker = type("TimeoutExpired", (_Expired,), {})
+    try:
+        with guard(seconds, marker):
+            yield
+    except marker:
+        raise error() from None
+
+
+@contextmanager
+def _alarm(seconds: float, marker: type[_Expired]) -> Iterator[None]:
+    deadline = time.monotonic() + seconds
+    outer_handler = signal.getsignal(signal.SIGALRM)
+    outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
+    outer_deadline = time.monotonic() + outer_left if outer_left else None
+
+    def on_alarm(signum, frame):
+        if time.monotonic() >= deadline - 0.0005:
+            raise marker()
+        if callable(outer_handler):  # an enclosing timeout expired first
+            outer_handler(signum, frame)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left or math.inf))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, outer_handler)
+        if outer_deadline is not None:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_deadline - time.monotonic(), 1e-4))
+
+
+@contextmanager
+def _injected(seconds: float, marker: type[_Expired]) -> Iterator[None]:
+    thread_id = threading.get_ident()
+    lock = threading.Lock()
+    flags = {"done": False, "fired": False}
+
+    def fire() -> None:
+        with lock:
+            if not flags["done"]:
+                flags["fired"] = True
+                _set_async_exc(thread_id, marker)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            flags["done"] = True
+            timer.cancel()
+            if flags["fired"]:
+                _set_async_exc(thread_id, None)  # clear it if it has not surfaced yet
+
+
+def _set_async_exc(thread_id: int, exc_type: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type else ctypes.c_void_p(0)
+    )

@@ -1,0 +1,73 @@
+"""Exceptions users see, under Prefect 2's names so `except` clauses carry over."""
+from __future__ import annotations
+
+
+class RunwayException(Exception):
+    """Base class of every exception the SDK raises on purpose."""
+
+
+PrefectException = RunwayException
+
+
+class MissingContextError(RunwayException, RuntimeError):
+    """Raised when run context is needed (get_run_logger, get_run_context) outside any flow or task run."""
+
+
+class ParameterTypeError(RunwayException, TypeError):
+    """Raised when a flow's parameters fail validation against its type hints."""
+
+
+class ParameterBindError(RunwayException, TypeError):
+    """Raised when call arguments do not fit the function's signature."""
+
+
+class SignatureMismatchError(RunwayException, TypeError):
+    """Raised when parameters given by name do not match the function's signature."""
+
+
+class MappingLengthMismatch(RunwayException, ValueError):
+    """Raised when `task.map` gets iterables of different lengths."""
+
+
+class UpstreamTaskError(RunwayException):
+    """Raised when a task cannot run because a task it depends on did not complete."""
+
+
+class MissingResult(RunwayException):
+    """Raised when a state's result was not persisted and is not in memory."""
+
+
+class CrashedRun(RunwayException):
+    """Raised by `State.result()` of a Crashed state."""
+
+
+class FailedRun(RunwayException):
+    """Raised by `State.result()` of a Failed state whose original exception is unavailable."""
+
+
+class CancelledRun(RunwayException):
+    """Raised by `State.result()` of a Cancelled state."""
+
+
+class TaskRunTimeoutError(RunwayException, TimeoutError):
+    """Raised when a task run exceeds its timeout_seconds."""
+
+
+class FlowRunTimeoutError(RunwayException, TimeoutError):
+    """Raised when a flow run exceeds its timeout_seconds."""
+
+
+class Abort(BaseException):
+    """Raised inside the engine when the orchestrator says to stop orchestrating a run."""
+
+
+class TerminationSignal(BaseException):
+    """Raised in the main thread on SIGTERM so the run is recorded Crashed before the process exits."""
+
+    def __init__(self, signal: int):
+        super().__init__(f"received signal {signal}")
+        self.signal = signal
+
+
+class ObjectNotFound(RunwayException, LookupError):
+    """Raised when the orchestrator has no object with the given id or name."""

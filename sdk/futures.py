@@ -1,0 +1,92 @@
+"""`RunwayFuture` (also importable as `PrefectFuture`): a submitted task run's eventual state."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sdk.states import State
+
+if TYPE_CHECKING:
+    from sdk.engine.task_engine import TaskRunEngine
+
+R = TypeVar("R")
+
+
+def in_async_context() -> bool:
+    """True when called from code running on an event loop in this thread (Prefect's sync/async rule)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class RunwayFuture(Generic[R]):
+    """A task run handed to a task runner.
+
+    `result()` waits and returns the task's value (raising its exception),
+    `wait()` returns the final state, `state` the state now. In async code
+    `result()` and `wait()` return awaitables, as in Prefect 2.
+    """
+
+    def __init__(self, engine: TaskRunEngine, future: concurrent.futures.Future) -> None:
+        self._engine = engine
+        self._future = future
+        self.task_run_id = engine.run.id
+        self.name = engine.run.name
+        self.observed = False  # a failure the flow looked at counts as handled
+
+    @property
+    def state(self) -> State:
+        if self._future.done() and not self._future.exception():
+            return self._future.result()
+        return self._engine.state
+
+    def get_state(self) -> State:
+        return self.state
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """The final state, or None if `timeout` seconds pass first."""
+        if in_async_context():
+            return asyncio.to_thread(self._wait, timeout)
+        return self._wait(timeout)
+
+    def _wait(self, timeout: float | None) -> State | None:
+        self.observed = True
+        try:
+            return self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            return None
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
+        """The task's return value; raises its exception if it failed."""
+        if in_async_context():
+            return asyncio.to_thread(self._result, timeout, raise_on_failure)
+        return self._result(timeout, raise_on_failure)
+
+    def _result(self, timeout: float | None, raise_on_failure: bool) -> R:
+        state = self._wait(timeout)
+        if state is None:
+            raise TimeoutError(f"task run {self.name!r} did not finish within {timeout} seconds")
+        return state.result(raise_on_failure=raise_on_failure)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def add_done_callback(self, fn: Any) -> None:
+        self._future.add_done_callback(lambda _: fn(self))
+
+    def __await__(self):
+        """`await task.submit(...)` in an async flow gives the future itself, as in Prefect 2."""
+        yield from asyncio.sleep(0).__await__()
+        return self
+
+    def __hash__(self) -> int:
+        return hash(self.task_run_id)
+
+    def __repr__(self) -> str:
+        return f"RunwayFuture({self.name!r})"
+
+
+PrefectFuture = RunwayFuture

@@ -1,0 +1,163 @@
+"""Where run log lines go: the terminal, in Prefect's format, and the Log table, in batches.
+
+Persisting happens on a background thread (`LogWorker`) so a log call costs
+the caller a queue put; `flush_logs()` waits until every line so far is stored,
+which the engine does when a flow run ends and the process does at exit.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+DATEFMT = "%H:%M:%S"
+_FLOW_FMT = logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | Flow run %(flow_run_name)r - %(message)s", DATEFMT)
+_TASK_FMT = logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | Task run %(task_run_name)r - %(message)s", DATEFMT)
+_PLAIN_FMT = logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s", DATEFMT)
+
+
+class RunFormatter(logging.Formatter):
+    """`HH:MM:SS.mmm | LEVEL   | Flow run 'name' - message`, or Task run, or the logger's name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "task_run_name", None):
+            return _TASK_FMT.format(record)
+        if getattr(record, "flow_run_name", None):
+            return _FLOW_FMT.format(record)
+        return _PLAIN_FMT.format(record)
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """Writes to the current sys.stderr (looked up per record, so captured output works)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(RunFormatter())
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+class OrchestratorHandler(logging.Handler):
+    """Queues records that belong to a run for the log worker to store."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        flow_run_id = getattr(record, "flow_run_id", None)
+        task_run_id = getattr(record, "task_run_id", None)
+        if flow_run_id is None and task_run_id is None:
+            return
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message = f"{message}\n{_PLAIN_FMT.formatException(record.exc_info)}"
+            entry = {
+                "flow_run_id": flow_run_id,
+                "task_run_id": task_run_id,
+                "level": record.levelno,
+                "name": record.name,
+                "message": message,
+                "timestamp": datetime.fromtimestamp(record.created, timezone.utc),
+            }
+        except Exception:
+            self.handleError(record)
+            return
+        log_worker().enqueue(entry)
+
+
+class LogWorker:
+    """Batches log entries and writes them through the client, off the caller's thread."""
+
+    def __init__(self, interval: float, batch_size: int) -> None:
+        self.interval, self.batch_size = interval, batch_size
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="runway-logs", daemon=True)
+        self._thread.start()
+
+    def enqueue(self, entry: dict[str, Any]) -> None:
+        self._queue.put(entry)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until everything enqueued before this call is stored."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def stop(self) -> None:
+        self.flush()
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        """Write when a batch fills, `interval` after its first entry, or on flush and stop."""
+        batch: list[dict[str, Any]] = []
+        deadline: float | None = None
+        while True:
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = _TICK
+            if isinstance(item, dict):
+                batch.append(item)
+                deadline = deadline or time.monotonic() + self.interval
+                if len(batch) < self.batch_size:
+                    continue
+            self._write(batch)
+            batch, deadline = [], None
+            if isinstance(item, threading.Event):
+                item.set()
+            elif item is None:
+                return
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        if not batch:
+            return
+        from sdk.client import get_client
+
+        for attempt in range(3):
+            try:
+                get_client().write_logs(batch)
+                return
+            except Exception as exc:  # keep the run going; say what was lost and why
+                if attempt == 2:
+                    print(f"runway: could not store {len(batch)} log lines: {exc!r}", file=sys.__stderr__)
+                time.sleep(0.2 * (attempt + 1))
+
+
+_TICK = object()
+_worker: LogWorker | None = None
+_worker_lock = threading.Lock()
+
+
+def log_worker() -> LogWorker:
+    global _worker
+    if _worker is None:
+        with _worker_lock:
+            if _worker is None:
+                from sdk.settings import get_settings
+
+                settings = get_settings()
+                _worker = LogWorker(settings.log_flush_interval, settings.log_batch_size)
+    return _worker
+
+
+def flush_logs() -> None:
+    """Store every log line emitted so far."""
+    if _worker is not None:
+        _worker.flush()
+
+
+def stop_log_worker() -> None:
+    global _worker
+    if _worker is not None:
+        _worker.stop()
+        _worker = None

@@ -1,0 +1,1 @@
+"""Facts about the current run, as module attributes: `from sdk.runtime import flow_run; flow_run.name`."""

@@ -1,0 +1,37 @@
+"""SDK settings, read once from `RUNWAY_*` environment variables (docs/configuration.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from orchestrator.env import env_bool, env_float, env_str, runway_home
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    api_url: str  # empty: talk to the orchestrator in process
+    logging_level: str
+    log_flush_interval: float  # seconds between batched log writes
+    log_batch_size: int
+    task_runner_threads: int  # default ConcurrentTaskRunner pool size
+    persist_results: bool  # default for persist_result=None
+
+    @property
+    def storage_path(self) -> Path:
+        return self.home / "storage"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process; tests that change the environment call `get_settings.cache_clear()`."""
+    return Settings(
+        home=runway_home(),
+        api_url=env_str("API_URL"),
+        logging_level=env_str("LOGGING_LEVEL", "INFO").upper(),
+        log_flush_interval=env_float("LOG_FLUSH_INTERVAL", 0.5),
+        log_batch_size=int(env_float("LOG_BATCH_SIZE", 500)),
+        task_runner_threads=int(env_float("TASK_RUNNER_THREADS", 16)),
+        persist_results=env_bool("PERSIST_RESULTS", True),
+    )
