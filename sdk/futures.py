@@ -54,6 +54,10 @@ class RunwayFuture(Generic[R]):
 
     def _wait(self, timeout: float | None) -> State | None:
         self.observed = True
+        return self.final_state(timeout)
+
+    def final_state(self, timeout: float | None = None) -> State | None:
+        """Wait for the final state without counting as the flow having looked at it (used by the engine)."""
         try:
             return self._future.result(timeout)
         except concurrent.futures.TimeoutError:

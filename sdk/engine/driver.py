@@ -68,10 +68,9 @@ async def run_async(steps: Steps) -> Any:
     """Drive `steps` from a coroutine; the engine's blocking orchestration runs in a worker thread."""
     reply: Any = None
     while True:
-        try:
-            instruction = await asyncio.to_thread(steps.send, reply)
-        except StopIteration as stop:
-            return stop.value
+        instruction = await asyncio.to_thread(_advance, steps, reply)
+        if isinstance(instruction, _Done):
+            return instruction.value
         if isinstance(instruction, Sleep):
             await asyncio.sleep(max(instruction.seconds, 0))
             reply = None
@@ -81,6 +80,19 @@ async def run_async(steps: Steps) -> Any:
         except BaseException as exc:
             await asyncio.to_thread(_throw, steps, exc)
             raise
+
+
+@dataclass
+class _Done:
+    value: Any
+
+
+def _advance(steps: Steps, reply: Any) -> Any:
+    """steps.send, with the generator's return turned into a value (StopIteration cannot cross a future)."""
+    try:
+        return steps.send(reply)
+    except StopIteration as stop:
+        return _Done(stop.value)
 
 
 def _throw(steps: Steps, exc: BaseException) -> None:

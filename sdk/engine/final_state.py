@@ -65,7 +65,7 @@ def flow_return_state(value: Any, unobserved: list[State], *, persist: bool | No
 
     def to_result(leaf: Any) -> Any:
         if isinstance(leaf, RunwayFuture):
-            leaf = leaf.wait()
+            leaf = leaf.final_state()
         if isinstance(leaf, State):
             found.append(leaf)
             return leaf.result(raise_on_failure=False)

@@ -130,7 +130,7 @@ class FlowRunEngine:
         if outcome.error is not None:
             self.logger.error("Encountered exception during execution:", exc_info=outcome.error)
             return exception_state(outcome.error, kind="Flow", storage=flow.result_storage)
-        unobserved = [f.wait() for f in self.context.futures if not f.observed]
+        unobserved = [f.final_state() for f in self.context.futures if not f.observed]
         return flow_return_state(outcome.value, unobserved, persist=flow.persist_result, storage=flow.result_storage)
 
     def _propose(self, state: State) -> Steps:

@@ -68,7 +68,7 @@ def _resolve_leaf(value: Any, allowed: bool) -> Any:
     if isinstance(value, BaseAnnotation):
         return visit(value.value, lambda leaf: _resolve_leaf(leaf, allowed))
     if isinstance(value, RunwayFuture):
-        state, label = value.wait(), repr(value.name)
+        state, label = value.final_state(), repr(value.name)
     elif isinstance(value, State):
         state, label = value, repr(value.name)
     else:

@@ -1,0 +1,222 @@
+"""Concurrency inside a flow: submit, map, futures as arguments, wait_for, allow_failure, task runners."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from sdk import allow_failure, flow, task, unmapped
+from sdk.exceptions import MappingLengthMismatch, UpstreamTaskError
+from sdk.futures import PrefectFuture, RunwayFuture
+from sdk.task_runners import ConcurrentTaskRunner, SequentialTaskRunner
+from tests.sdk.conftest import latest_flow_run
+
+
+@task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@task
+def fail(message: str = "upstream broke"):
+    raise RuntimeError(message)
+
+
+def test_submit_returns_a_future_with_result_wait_and_state():
+    @flow
+    def pipeline():
+        future = add.submit(1, 2)
+        assert isinstance(future, PrefectFuture) and PrefectFuture is RunwayFuture
+        state = future.wait()
+        return future.result(), state.is_completed(), future.state.name
+
+    assert pipeline() == (3, True, "Completed")
+
+
+def test_map_returns_futures_in_order_with_unmapped_and_static_arguments(unique_name):
+    @flow(name=unique_name)
+    def pipeline():
+        return [f.result() for f in add.map([1, 2, 3], unmapped(10))], [f.result() for f in add.map([1, 2], 5)]
+
+    assert pipeline() == ([11, 12, 13], [6, 7])
+    names = sorted(t.name for t in latest_flow_run(pipeline).task_runs.all())
+    assert names == ["add-0", "add-1", "add-2", "add-3", "add-4"]
+
+
+def test_map_refuses_iterables_of_different_lengths():
+    @flow
+    def pipeline():
+        add.map([1, 2], [1, 2, 3])
+
+    with pytest.raises(MappingLengthMismatch, match="x=2, y=3"):
+        pipeline()
+
+
+def test_futures_passed_as_arguments_resolve_to_results_and_record_the_dependency(unique_name):
+    @flow(name=unique_name)
+    def pipeline():
+        a = add.submit(1, 1)
+        b = add.submit(a, 10)
+        return add(b, [a, 100][0])
+
+    assert pipeline() == 14
+    runs = {t.name: t for t in latest_flow_run(pipeline).task_runs.all()}
+    assert runs["add-1"].task_inputs == {"x": [{"input_type": "task_run", "id": str(runs["add-0"].id)}]}
+    assert set(runs["add-2"].task_inputs) == {"x", "y"}
+
+
+def test_an_upstream_failure_makes_the_downstream_task_not_ready_and_fails_the_flow(unique_name):
+    ran = []
+
+    @task
+    def downstream(x):
+        ran.append(x)
+
+    @flow(name=unique_name)
+    def pipeline():
+        downstream.submit(fail.submit())
+
+    state = pipeline(return_state=True)
+    assert state.is_failed()
+    assert ran == []
+    runs = {t.name: t for t in latest_flow_run(pipeline).task_runs.all()}
+    assert runs["downstream-0"].state_name == "NotReady"
+    assert "did not reach a 'COMPLETED' state" in runs["downstream-0"].state.message
+
+
+def test_result_of_a_not_ready_future_raises_a_clear_error():
+    @task
+    def downstream(x):
+        return x
+
+    @flow
+    def pipeline():
+        return downstream.submit(fail.submit()).result()
+
+    with pytest.raises(Exception) as caught:
+        pipeline()
+    assert isinstance(caught.value, (UpstreamTaskError, Exception))
+
+
+def test_allow_failure_runs_downstream_with_the_exception():
+    @task
+    def inspect_value(value):
+        return f"{type(value).__name__}: {value}"
+
+    @flow
+    def pipeline():
+        return inspect_value.submit(allow_failure(fail.submit("disk full"))).result()
+
+    assert pipeline() == "RuntimeError: disk full"
+
+
+def test_wait_for_orders_tasks_without_passing_data():
+    order = []
+
+    @task
+    def step(name: str):
+        order.append(name)
+
+    @flow(task_runner=ConcurrentTaskRunner(max_workers=4))
+    def pipeline():
+        first = step.submit("first")
+        step.submit("second", wait_for=[first]).wait()
+
+    pipeline()
+    assert order == ["first", "second"]
+
+
+def test_wait_for_a_failed_task_skips_the_waiting_one():
+    ran = []
+
+    @task
+    def after():
+        ran.append(1)
+
+    @flow
+    def pipeline():
+        assert after.submit(wait_for=[fail.submit()]).wait().name == "NotReady"
+
+    state = pipeline(return_state=True)
+    assert state.is_failed() and state.message == "1/1 states failed."
+    assert ran == []
+
+
+def test_the_default_task_runner_runs_submitted_tasks_concurrently():
+    barrier = threading.Barrier(3, timeout=5)
+
+    @task
+    def meet(i: int) -> int:
+        barrier.wait()  # only returns once three tasks run at the same time
+        return i
+
+    @flow
+    def pipeline():
+        return [f.result() for f in meet.map(range(3))]
+
+    assert pipeline() == [0, 1, 2]
+
+
+def test_the_sequential_task_runner_runs_one_task_at_a_time_in_order():
+    active, peak, order = [0], [0], []
+    lock = threading.Lock()
+
+    @task
+    def work(i: int):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        order.append(i)
+        with lock:
+            active[0] -= 1
+
+    @flow(task_runner=SequentialTaskRunner())
+    def pipeline():
+        for f in work.map(range(5)):
+            f.wait()
+
+    pipeline()
+    assert order == [0, 1, 2, 3, 4] and peak[0] == 1
+
+
+def test_a_flow_waits_for_submitted_tasks_before_it_finishes(unique_name):
+    done = []
+
+    @task
+    def slow():
+        import time
+
+        time.sleep(0.2)
+        done.append(1)
+
+    @flow(name=unique_name)
+    def fire_and_forget():
+        slow.submit()
+
+    fire_and_forget()
+    assert done == [1]
+    assert latest_flow_run(fire_and_forget).task_runs.get().state_type == "COMPLETED"
+
+
+def test_an_unobserved_failed_submission_fails_a_flow_returning_none():
+    @flow
+    def careless():
+        fail.submit()
+
+    state = careless(return_state=True)
+    assert state.is_failed() and state.message == "1/1 states failed."
+
+
+def test_awaiting_submit_in_an_async_flow_gives_the_future():
+    import asyncio
+
+    @task
+    async def double(x: int) -> int:
+        return 2 * x
+
+    @flow
+    async def pipeline():
+        future = await double.submit(4)
+        return await future.result()
+
+    assert asyncio.run(pipeline()) == 8
