@@ -31,13 +31,17 @@ def _admin_sql(statement: str) -> None:
         conn.execute(statement)
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def _set_up_database() -> None:
+    """Runs when this conftest is imported, before any test module or nested conftest imports Django models."""
     if USING_POSTGRES:
         _admin_sql(f'CREATE DATABASE "{_PG_NAME}"')
         os.environ["RUNWAY_DATABASE_URL"] = f"{_PG_SERVER}/{_PG_NAME}"
     from sdk.client.database import ensure_database
 
     ensure_database()
+
+
+_set_up_database()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

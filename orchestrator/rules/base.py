@@ -36,19 +36,25 @@ class OrchestrationContext:
         return self.initial.type if self.initial else None
 
     def reject(self, state: State | None, reason: str) -> None:
-        """Refuse the proposal; the run moves to `state` instead, or stays where it is if None."""
+        """Refuse the proposal; the run moves to `state` instead, or stays where it is if None.
+
+        `state` takes the proposal's transition key, so that a repeat of the
+        proposal is answered with it again (PreventDuplicateTransitions).
+        """
         self.status, self.reason, self.settled = SetStateStatus.REJECT, reason, True
         if state is None:
             self.write = False
         else:
+            state.details.transition_key = state.details.transition_key or self.proposed.details.transition_key
             self.proposed = state
 
     def replay(self, reason: str) -> None:
-        """Answer a repeated proposal with the state it already produced, writing nothing."""
-        same = self.initial and (self.initial.type, self.initial.name) == (
-            self.proposed.type,
-            self.proposed.name,
-        )
+        """Answer a repeated proposal as the first time, with the state it produced, writing nothing.
+
+        The first answer was ACCEPT if that state has the proposed type (a rule may
+        have renamed it: Retrying), REJECT if a rule put another state in its place.
+        """
+        same = self.initial is not None and self.initial.type == self.proposed.type
         self.status = SetStateStatus.ACCEPT if same else SetStateStatus.REJECT
         self.reason, self.write, self.settled = reason, False, True
 

@@ -36,10 +36,16 @@ def set_end_time(ctx: OrchestrationContext) -> None:
 
 
 def increment_run_count(ctx: OrchestrationContext) -> None:
-    """Count attempts; leaving a terminal state starts the count again so retries re-arm."""
-    if ctx.proposed.type == StateType.RUNNING:
-        rerun = ctx.initial_type in TERMINAL_TYPES
-        ctx.run.run_count = 1 if rerun else ctx.run.run_count + 1
+    """Count attempts, on entering Running.
+
+    Leaving a terminal state (to Running or Pending) starts the count again, so
+    retries re-arm; a flow run resuming from Paused goes on with its attempt.
+    """
+    if ctx.initial_type in TERMINAL_TYPES and ctx.proposed.type not in TERMINAL_TYPES:
+        ctx.run.run_count = 0
+    resuming = ctx.kind == "flow" and ctx.initial_type == StateType.PAUSED
+    if ctx.proposed.type == StateType.RUNNING and not resuming:
+        ctx.run.run_count += 1
 
 
 def increment_run_time(ctx: OrchestrationContext) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from orchestrator.rules.base import OrchestrationContext, Rule
+from orchestrator.rules.base import ALL_STATES, OrchestrationContext, Rule
 from orchestrator.schemas import State, StateDetails, StateType
 
 S = StateType
@@ -186,8 +186,9 @@ def retry_delay_seconds(policy: dict, *, attempt: int) -> float:
 
 
 class RenameReruns(Rule):
-    """A run starting again is named Retrying (after AwaitingRetry) or Rerunning."""
+    """A run starting again is named Retrying (after AwaitingRetry) or Rerunning; one resuming from Paused is not."""
 
+    FROM_STATES = ALL_STATES - {S.PAUSED}
     TO_STATES = frozenset({S.RUNNING})
 
     def before_transition(self, ctx: OrchestrationContext) -> None:
@@ -215,11 +216,18 @@ class CacheInsertion(Rule):
 
 
 class FinishUnfinishedTaskRuns(Rule):
-    """A flow run that crashes or is cancelled takes its unfinished task runs with it, saying why."""
+    """A flow run that crashes or is cancelled takes its unfinished task runs with it, saying why.
 
-    TO_STATES = frozenset({S.CRASHED, S.CANCELLED})
+    It also matches Cancelling, and sits before the rules that rewrite proposals,
+    so that it sees the Cancelled that BypassCancellingRunsWithNoProcess writes
+    in place of a proposed Cancelling.
+    """
+
+    TO_STATES = frozenset({S.CANCELLING, S.CRASHED, S.CANCELLED})
 
     def after_transition(self, ctx: OrchestrationContext) -> None:
+        if ctx.proposed.type == S.CANCELLING:
+            return  # the process running the flow stops its task runs, then proposes Cancelled
         # Imported here: services import this module to build policies.
         from orchestrator.runs.services import flow_run_finish_task_runs
 

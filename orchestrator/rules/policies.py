@@ -6,6 +6,7 @@ from orchestrator.rules import core
 CORE_FLOW_POLICY = [
     core.PreventDuplicateTransitions,
     core.RejectIllegalTransitions,
+    core.FinishUnfinishedTaskRuns,  # before any rule that may rewrite Cancelling to Cancelled
     core.BypassCancellingRunsWithNoProcess,
     core.PreventPendingTransitions,
     core.EnsureOnlyScheduledRunsMarkedLate,
@@ -13,7 +14,6 @@ CORE_FLOW_POLICY = [
     core.WaitForScheduledTime,
     core.RetryFailedRuns,
     core.RenameReruns,
-    core.FinishUnfinishedTaskRuns,
 ]
 
 CORE_TASK_POLICY = [
@@ -30,6 +30,8 @@ CORE_TASK_POLICY = [
     core.CacheInsertion,
 ]
 
-# force=True: an authoritative writer (the engine marking NotReady, an operator)
-# skips the core rules but keeps idempotency and bookkeeping.
-MINIMAL_POLICY = [core.PreventDuplicateTransitions]
+# force=True: an authoritative writer (the engine marking NotReady, an operator, the
+# sweep crashing runs whose process died) skips the core rules but keeps idempotency,
+# bookkeeping, and a crashed or cancelled flow run still takes its task runs with it.
+MINIMAL_FLOW_POLICY = [core.PreventDuplicateTransitions, core.FinishUnfinishedTaskRuns]
+MINIMAL_TASK_POLICY = [core.PreventDuplicateTransitions]

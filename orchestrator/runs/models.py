@@ -73,9 +73,11 @@ class RunBase(models.Model):
 class FlowRun(RunBase):
     """One execution of a flow, with its parameters and, for subflows, its parent."""
 
-    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
+    # Indexed by flowrun_flow_time, which starts with it.
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs", db_index=False)
     state = models.ForeignKey(
-        "FlowRunState", on_delete=models.SET_NULL, null=True, related_name="+"
+        "FlowRunState", on_delete=models.DO_NOTHING, null=True, related_name="+", db_index=False,
+        help_text="The current state: a pointer into the history, never queried by, deleted with the run.",
     )
     parameters = models.JSONField(default=dict, blank=True)
     parent_flow_run = models.ForeignKey(
@@ -100,11 +102,13 @@ class FlowRun(RunBase):
 class TaskRun(RunBase):
     """One execution of a task; its identity in a flow run is (task_key, dynamic_key)."""
 
+    # Indexed by the unique (flow_run, task_key, dynamic_key) constraint, which starts with it.
     flow_run = models.ForeignKey(
-        FlowRun, on_delete=models.CASCADE, null=True, blank=True, related_name="task_runs"
+        FlowRun, on_delete=models.CASCADE, null=True, blank=True, related_name="task_runs", db_index=False
     )
     state = models.ForeignKey(
-        "TaskRunState", on_delete=models.SET_NULL, null=True, related_name="+"
+        "TaskRunState", on_delete=models.DO_NOTHING, null=True, related_name="+", db_index=False,
+        help_text="The current state: a pointer into the history, never queried by, deleted with the run.",
     )
     task_key = models.CharField(max_length=512)
     dynamic_key = models.CharField(max_length=255)
@@ -145,14 +149,14 @@ class StateBase(models.Model):
 
 
 class FlowRunState(StateBase):
-    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="states")
+    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="states", db_index=False)
 
     class Meta:
         indexes = [models.Index(fields=["flow_run", "timestamp"], name="flowrunstate_run_time")]
 
 
 class TaskRunState(StateBase):
-    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="states")
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="states", db_index=False)
 
     class Meta:
         indexes = [models.Index(fields=["task_run", "timestamp"], name="taskrunstate_run_time")]

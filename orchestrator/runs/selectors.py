@@ -5,7 +5,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from orchestrator.exceptions import ObjectNotFound
 from orchestrator.runs.models import (
@@ -35,6 +36,31 @@ def state_from_row(row: FlowRunState | TaskRunState) -> State:
 
 def flow_list() -> QuerySet[Flow]:
     return Flow.objects.order_by("name")
+
+
+def flow_get(*, name: str) -> Flow:
+    """One flow by name; the error says how to see the names that exist."""
+    try:
+        return Flow.objects.get(name=name)
+    except Flow.DoesNotExist:
+        raise ObjectNotFound(f"flow {name!r} does not exist; list flows with `python manage.py flow ls`") from None
+
+
+def flow_list_with_run_summary() -> QuerySet[Flow]:
+    """Flows by name, each with `run_count` and its newest run's `last_run_time`, `last_run_state_type/_name`.
+
+    "Newest" is the latest expected start, as in flow_run_list; the time shown is
+    when that run started, or is expected to start if it has not yet.
+    """
+    newest = FlowRun.objects.filter(flow=OuterRef("pk")).order_by(
+        F("expected_start_time").desc(nulls_last=True), "-id"
+    )
+    return flow_list().annotate(
+        run_count=Count("runs"),
+        last_run_time=Subquery(newest.values(when=Coalesce("start_time", "expected_start_time"))[:1]),
+        last_run_state_type=Subquery(newest.values("state_type")[:1]),
+        last_run_state_name=Subquery(newest.values("state_name")[:1]),
+    )
 
 
 def flow_run_list(
@@ -67,16 +93,19 @@ def task_run_get(*, task_run_id: UUID | str) -> TaskRun:
 
 
 def _get_by_id(queryset: QuerySet, run_id: UUID | str, label: str):
+    """By full UUID, or by a unique prefix of its hex digits (hyphens optional), using the pk index."""
     text = str(run_id).strip().lower()
-    try:
-        return queryset.get(pk=UUID(text))
-    except (ValueError, queryset.model.DoesNotExist):
-        pass
-    matches = list(queryset.filter(pk__startswith=text.replace("-", ""))[:2]) if len(text) >= 4 else []
-    if len(matches) == 1:
-        return matches[0]
-    hint = "is ambiguous" if matches else "does not exist"
-    raise ObjectNotFound(f"{label} {run_id!r} {hint}; list them with `python manage.py {label.replace(' ', '-')} ls`")
+    digits = text.replace("-", "")
+    if len(digits) >= 4 and all(c in "0123456789abcdef" for c in digits) and len(digits) <= 32:
+        low, high = UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
+        matches = list(queryset.filter(pk__gte=low, pk__lte=high)[:2])
+        if len(matches) == 1:
+            return matches[0]
+        hint = "is ambiguous" if matches else "does not exist"
+    else:
+        hint = "is not a run id (expected a UUID or at least 4 of its first hex digits)"
+    noun = label.replace(" ", "-")
+    raise ObjectNotFound(f"{label} {run_id!r} {hint}; list them with `python manage.py {noun} ls`")
 
 
 def flow_run_states(*, flow_run_id: UUID) -> QuerySet[FlowRunState]:

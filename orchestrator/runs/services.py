@@ -7,6 +7,7 @@ state and the run's bookkeeping in one transaction, and returns the answer.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
@@ -18,15 +19,10 @@ from orchestrator.exceptions import InvalidInput, ObjectNotFound
 from orchestrator.rules import bookkeeping, policies
 from orchestrator.rules.base import OrchestrationContext
 from orchestrator.rules.engine import orchestrate
-from orchestrator.runs.models import Flow, FlowRun, FlowRunState, Log, TaskRun, TaskRunState
+from orchestrator.runs import store
+from orchestrator.runs.models import Flow, FlowRun, Log, TaskRun
 from orchestrator.runs.selectors import state_from_row
 from orchestrator.schemas import TERMINAL_TYPES, OrchestrationResult, SetStateStatus, State, StateType
-
-_RUN_FIELDS = [
-    "state", "state_type", "state_name", "state_timestamp", "run_count", "start_time",
-    "end_time", "total_run_time", "expected_start_time", "next_scheduled_start_time",
-]  # fmt: skip
-
 
 def flow_get_or_create(*, name: str) -> Flow:
     """The flow named `name`, created on first use."""
@@ -56,50 +52,54 @@ def flow_run_create(
         existing = FlowRun.objects.filter(flow_id=flow_id, idempotency_key=idempotency_key).first()
         if existing:
             return existing, OrchestrationResult(SetStateStatus.ACCEPT, _current_state(existing))
-    run = FlowRun(
-        id=uuid.uuid4(), flow_id=flow_id, name=name, parameters=parameters or {},
-        tags=list(tags), parent_flow_run_id=parent_flow_run_id,
-        empirical_policy=empirical_policy or {}, idempotency_key=idempotency_key,
-        hostname=hostname, pid=pid,
-    )  # fmt: skip
-    return run, _create_run(run, state, "flow")
+    fields = {
+        "flow_id": flow_id, "parameters": parameters or {}, "tags": list(tags),
+        "parent_flow_run_id": parent_flow_run_id, "idempotency_key": idempotency_key, "hostname": hostname,
+    }  # fmt: skip
+    return _create_run(FlowRun, "flow", name, state, empirical_policy, pid, fields)
 
 
 def task_run_create(
     *, flow_run_id: UUID | None, task_key: str, dynamic_key: str, name: str, state: State,
     tags: Iterable[str] = (), empirical_policy: dict[str, Any] | None = None,
     task_inputs: dict[str, Any] | None = None, cache_key: str | None = None,
-    hostname: str = "", pid: int | None = None,
+    hostname: str = "", pid: int | None = None, run_id: UUID | None = None, then: State | None = None,
 ) -> tuple[TaskRun, OrchestrationResult]:
     """Create a task run in its first state, or return the one a retried flow already made.
 
     A task run is identified in its flow run by (task_key, dynamic_key): when a
     flow retries, its tasks find their earlier runs, so Completed ones are not run again.
+    With `then`, that state is proposed next in the same transaction and the
+    answer is its answer: a task run called directly is created and started with
+    one commit, its history still Pending then Running.
     """  # fmt: skip
-    if flow_run_id is not None:
+    fields = {
+        "flow_run_id": flow_run_id, "task_key": task_key, "dynamic_key": dynamic_key, "tags": list(tags),
+        "task_inputs": task_inputs or {}, "cache_key": cache_key, "hostname": hostname,
+    }  # fmt: skip
+    try:
+        return _create_run(TaskRun, "task", name, state, empirical_policy, pid, fields, run_id, then)
+    except IntegrityError:  # the key exists: a retried flow run meets its earlier task run
         existing = (
             TaskRun.objects.select_related("state")
             .filter(flow_run_id=flow_run_id, task_key=task_key, dynamic_key=dynamic_key)
             .first()
         )
-        if existing:
-            return existing, OrchestrationResult(SetStateStatus.ACCEPT, _current_state(existing))
-    run = TaskRun(
-        id=uuid.uuid4(), flow_run_id=flow_run_id, task_key=task_key, dynamic_key=dynamic_key,
-        name=name, tags=list(tags), empirical_policy=empirical_policy or {},
-        task_inputs=task_inputs or {}, cache_key=cache_key, hostname=hostname, pid=pid,
-    )  # fmt: skip
-    return run, _create_run(run, state, "task")
+        if flow_run_id is None or existing is None:
+            raise ObjectNotFound(f"flow run {flow_run_id} does not exist") from None
+        if then is not None:
+            return existing, task_run_set_state(task_run_id=existing.id, state=then)
+        return existing, OrchestrationResult(SetStateStatus.ACCEPT, _current_state(existing))
 
 
 def flow_run_set_state(*, flow_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
     """Propose `state` for a flow run; the flow policy decides."""
-    return _set_state(FlowRun, flow_run_id, state, "flow", force)
+    return _set_state("flow", flow_run_id, state, force)
 
 
 def task_run_set_state(*, task_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
     """Propose `state` for a task run; the task policy decides."""
-    return _set_state(TaskRun, task_run_id, state, "task", force)
+    return _set_state("task", task_run_id, state, force)
 
 
 def flow_run_finish_task_runs(*, flow_run_id: UUID, state_type: StateType, message: str) -> int:
@@ -140,36 +140,60 @@ def _log_fields(entry: dict[str, Any]) -> dict[str, Any]:
 _POLICIES = {
     ("flow", False): (policies.CORE_FLOW_POLICY, bookkeeping.FLOW_TRANSFORMS),
     ("task", False): (policies.CORE_TASK_POLICY, bookkeeping.TASK_TRANSFORMS),
-    ("flow", True): (policies.MINIMAL_POLICY, bookkeeping.FLOW_TRANSFORMS),
-    ("task", True): (policies.MINIMAL_POLICY, bookkeeping.TASK_TRANSFORMS),
+    ("flow", True): (policies.MINIMAL_FLOW_POLICY, bookkeeping.FLOW_TRANSFORMS),
+    ("task", True): (policies.MINIMAL_TASK_POLICY, bookkeeping.TASK_TRANSFORMS),
 }
-_STATE_MODELS = {"flow": (FlowRunState, "flow_run_id"), "task": (TaskRunState, "task_run_id")}
 
 
-def _create_run(run: FlowRun | TaskRun, state: State, kind: str) -> OrchestrationResult:
+def _create_run(
+    model: type, kind: str, name: str, state: State, policy: dict[str, Any] | None, pid: int | None,
+    fields: dict[str, Any], run_id: UUID | None = None, then: State | None = None,
+) -> tuple[FlowRun | TaskRun, OrchestrationResult]:  # fmt: skip
+    run = store.RunRow(id=run_id or uuid.uuid4(), name=name, empirical_policy=policy or {}, pid=pid)
+    rules, transforms = _POLICIES[(kind, False)]
     with transaction.atomic():
-        ctx = _context(run, None, state, kind)
-        rules, transforms = _POLICIES[(kind, False)]
-        orchestrate(ctx, rules, transforms, _write_new_run)
+        ctx = _context(run, None, _fresh(state), kind)
+        orchestrate(ctx, rules, transforms, lambda c: _write_new_run(c, fields))
         if not ctx.write:
             raise InvalidInput(f"a new {kind} run cannot start as {state.name}: {ctx.reason}")
-    return ctx.result(ctx.proposed)
+        first = ctx.proposed
+        if then is not None:
+            ctx = _context(run, first, _fresh(then), kind)
+            orchestrate(ctx, rules, transforms, _write_state)
+    return _model_instance(model, run, first, fields), ctx.result(ctx.proposed)
 
 
-def _set_state(model: type, run_id: UUID, state: State, kind: str, force: bool) -> OrchestrationResult:
-    related = ("state", "flow_run") if kind == "task" else ("state",)
+def _model_instance(model: type, run: store.RunRow, state: State, fields: dict[str, Any]) -> FlowRun | TaskRun:
+    """The created run as a model instance, built without a query (callers mostly need its id)."""
+    instance = model(
+        id=run.id, name=run.name, empirical_policy=run.empirical_policy, pid=run.pid, state_id=state.id,
+        state_type=state.type.value, state_name=state.name, state_timestamp=state.timestamp,
+        run_count=run.run_count, start_time=run.start_time, expected_start_time=run.expected_start_time,
+        next_scheduled_start_time=run.next_scheduled_start_time, **fields,
+    )  # fmt: skip
+    instance._state.adding = False
+    instance._state.db = "default"
+    return instance
+
+
+def _set_state(kind: str, run_id: UUID, state: State, force: bool) -> OrchestrationResult:
     with transaction.atomic():
-        try:
-            run = model.objects.select_for_update(of=("self",)).select_related(*related).get(pk=run_id)
-        except model.DoesNotExist:
-            raise ObjectNotFound(f"{kind} run {run_id} does not exist") from None
-        ctx = _context(run, _current_state(run), state.copy(id=None, timestamp=None), kind)
+        loaded = store.load_run_for_update(kind, run_id)
+        if loaded is None:
+            raise ObjectNotFound(f"{kind} run {run_id} does not exist")
+        run, current = loaded
+        ctx = _context(run, current, _fresh(state), kind)
         rules, transforms = _POLICIES[(kind, force)]
         orchestrate(ctx, rules, transforms, _write_state)
     return ctx.result(ctx.proposed)
 
 
-def _context(run, initial: State | None, proposed: State, kind: str) -> OrchestrationContext:
+def _fresh(state: State) -> State:
+    """The proposal as the rules may change it, leaving the caller's object as it was."""
+    return state.copy(id=None, timestamp=None, details=replace(state.details))
+
+
+def _context(run: store.RunRow, initial: State | None, proposed: State, kind: str) -> OrchestrationContext:
     return OrchestrationContext(run=run, kind=kind, initial=initial, proposed=proposed, now=timezone.now())
 
 
@@ -177,33 +201,13 @@ def _current_state(run: FlowRun | TaskRun) -> State | None:
     return state_from_row(run.state) if run.state_id else None
 
 
-def _state_row(ctx: OrchestrationContext):
-    model, run_field = _STATE_MODELS[ctx.kind]
-    state = ctx.proposed
-    state.id = uuid.uuid4()
-    return model(
-        id=state.id, type=state.type.value, name=state.name, message=state.message or "",
-        timestamp=state.timestamp, details=state.details.to_dict(), result=state.result,
-        **{run_field: ctx.run.id},
-    )  # fmt: skip
-
-
-def _apply_state_to_run(ctx: OrchestrationContext, row) -> None:
-    run = ctx.run
-    run.state = row
-    run.state_type, run.state_name, run.state_timestamp = row.type, row.name, row.timestamp
-
-
-def _write_new_run(ctx: OrchestrationContext) -> None:
-    """Insert the run then its first state; the foreign keys are checked at commit."""
-    row = _state_row(ctx)
-    _apply_state_to_run(ctx, row)
-    ctx.run.save(force_insert=True)
-    row.save(force_insert=True)
+def _write_new_run(ctx: OrchestrationContext, fields: dict[str, Any]) -> None:
+    ctx.proposed.id = uuid.uuid4()
+    store.insert_run(ctx.kind, ctx.run, ctx.proposed, fields)
+    store.insert_state(ctx.kind, ctx.run.id, ctx.proposed)
 
 
 def _write_state(ctx: OrchestrationContext) -> None:
-    row = _state_row(ctx)
-    row.save(force_insert=True)
-    _apply_state_to_run(ctx, row)
-    ctx.run.save(update_fields=_RUN_FIELDS + (["flow_run_run_count"] if ctx.kind == "task" else []))
+    ctx.proposed.id = uuid.uuid4()
+    store.insert_state(ctx.kind, ctx.run.id, ctx.proposed)
+    store.update_run(ctx.kind, ctx.run, ctx.proposed)

@@ -33,24 +33,19 @@ def call_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | N
     engine = TaskRunEngine(task, parameters, client=get_client(), flow_ctx=flow_ctx, wait_for=wait_for)
     if inspect.iscoroutinefunction(task.fn):
         async def run() -> Any:
-            await asyncio.to_thread(_create_for_immediate_run, engine)
+            engine.prepare()
             return _answer(await run_async(engine.steps()), return_state)
 
         return run() if in_async_context() or flow_ctx is None else asyncio.run(run())
-    _create_for_immediate_run(engine)
+    engine.prepare()
     return _answer(run_sync(engine.steps()), return_state)
-
-
-def _create_for_immediate_run(engine: TaskRunEngine) -> None:
-    engine.create()
-    if engine.flow_ctx:
-        flow_run_logger(engine.flow_ctx).info(f"Executing {engine.run.name!r} immediately...")
 
 
 def submit_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | None) -> RunwayFuture:
     flow_ctx = FlowRunContext.get()
     runner = flow_ctx.task_runner if flow_ctx else _runner_outside_flows
     engine = TaskRunEngine(task, parameters, client=get_client(), flow_ctx=flow_ctx, wait_for=wait_for)
+    engine.prepare()
     engine.create()
     if flow_ctx:
         flow_run_logger(flow_ctx).info(f"Submitted task run {engine.run.name!r} for execution.")

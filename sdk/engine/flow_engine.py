@@ -124,6 +124,7 @@ class FlowRunEngine:
             message = f"Execution was interrupted: {type(exc).__name__}: {exc}"
         self.state = propose_now(self.client, Crashed(message=message, data=exc), flow_run_id=self.run.id)
         self.logger.error(f"Crashed: {message}")
+        run_hooks(self.flow, self.run, self.state, self.logger)
 
     def _final_state(self, outcome: Outcome) -> State:
         flow = self.flow

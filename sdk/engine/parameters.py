@@ -9,9 +9,15 @@ from typing import Any
 from sdk.exceptions import ParameterBindError, ParameterTypeError
 
 
+@lru_cache(maxsize=4096)
+def signature_of(fn: Callable[..., Any]) -> inspect.Signature:
+    """inspect.signature, computed once per function: it costs tens of µs and runs on every call."""
+    return inspect.signature(fn)
+
+
 def bind(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The call's arguments by parameter name, defaults applied; ParameterBindError if they do not fit."""
-    signature = inspect.signature(fn)
+    signature = signature_of(fn)
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
@@ -24,7 +30,7 @@ def call_arguments(fn: Callable[..., Any], parameters: dict[str, Any]) -> tuple[
     """Positional and keyword arguments that call `fn` with `parameters`."""
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
-    for name, param in inspect.signature(fn).parameters.items():
+    for name, param in signature_of(fn).parameters.items():
         if name not in parameters:
             continue
         value = parameters[name]

@@ -5,7 +5,7 @@ from collections.abc import Generator
 from typing import Any
 from uuid import UUID
 
-from orchestrator.schemas import SetStateStatus
+from orchestrator.schemas import OrchestrationResult, SetStateStatus
 from sdk.client.base import OrchestrationClient
 from sdk.engine.driver import Sleep
 from sdk.exceptions import Abort
@@ -14,21 +14,25 @@ from sdk.states import _NO_DATA, State
 
 def propose(
     client: OrchestrationClient, state: State, *, task_run_id: UUID | None = None,
-    flow_run_id: UUID | None = None, force: bool = False,
+    flow_run_id: UUID | None = None, force: bool = False, answer: OrchestrationResult | None = None,
 ) -> Generator[Sleep, Any, State]:
     """Propose `state` until answered; returns the state the run is in now.
 
     An accepted state keeps the value this process holds in memory, so
     `result()` needs no storage round trip.
+    `answer`, when given, is the orchestrator's answer to a proposal already sent
+    (with the run's creation).
     """  # fmt: skip
     while True:
-        schema = state.to_schema()
-        if task_run_id is not None:
-            answer = client.set_task_run_state(task_run_id, schema, force=force)
-        else:
-            answer = client.set_flow_run_state(flow_run_id, schema, force=force)
+        if answer is None:
+            schema = state.to_schema()
+            if task_run_id is not None:
+                answer = client.set_task_run_state(task_run_id, schema, force=force)
+            else:
+                answer = client.set_flow_run_state(flow_run_id, schema, force=force)
         if answer.status == SetStateStatus.WAIT:
             yield Sleep(answer.delay_seconds or 0)
+            answer = None
             continue
         if answer.status == SetStateStatus.ABORT:
             raise Abort(answer.reason or "the orchestrator aborted this run")

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
+from orchestrator.schemas import OrchestrationResult
 from sdk.client.base import OrchestrationClient
 from sdk.context import FlowRunContext, RunInfo, TaskRunContext, current_tags
 from sdk.engine import inputs
@@ -34,26 +35,38 @@ class TaskRunEngine:
         self.state: State | None = None
 
     # --- 1. create ---------------------------------------------------------------
-    def create(self) -> None:
-        """Create the task run Pending, named `<task>-<n>` after its place in the flow run."""
+    def prepare(self) -> None:
+        """Name the run `<task>-<n>` after its place in the flow run and build its context (no I/O).
+
+        The id is made here so `cache_key_fn` and the logger can see the run before it is stored.
+        """
         flow_ctx, task = self.flow_ctx, self.task
-        dynamic_key = flow_ctx.next_dynamic_key(task.task_key) if flow_ctx else uuid4().hex[:8]
-        name = task.task_run_name_for(self.parameters) or f"{task.name}-{dynamic_key}"
+        self.dynamic_key = flow_ctx.next_dynamic_key(task.task_key) if flow_ctx else uuid4().hex[:8]
+        name = task.task_run_name_for(self.parameters) or f"{task.name}-{self.dynamic_key}"
         tags = sorted(current_tags() | set(task.tags))
-        run_id, answer = self.client.create_task_run(
-            flow_run_id=flow_ctx.flow_run.id if flow_ctx else None, task_key=task.task_key,
-            dynamic_key=dynamic_key, name=name, state=Pending().to_schema(), tags=tags,
-            empirical_policy=task.empirical_policy, task_inputs=inputs.upstream_runs(self.parameters, self.wait_for),
-            **process_fields(),
-        )  # fmt: skip
-        self.run = RunInfo(id=run_id, name=name, parameters=self.parameters, tags=tags)
-        self.state = State.from_schema(answer.state)
+        self.run = RunInfo(id=uuid4(), name=name, parameters=self.parameters, tags=tags)
         self.context = TaskRunContext(
             client=self.client, task=task, task_run=self.run, flow_run_context=flow_ctx,
             log_prints=task.log_prints if task.log_prints is not None else bool(flow_ctx and flow_ctx.log_prints),
         )  # fmt: skip
+        self.created = False
+
+    def create(self, then: State | None = None) -> OrchestrationResult:
+        """Store the run Pending; with `then`, propose it in the same call (a direct call starts at once)."""
+        flow_ctx, task = self.flow_ctx, self.task
+        run_id, answer = self.client.create_task_run(
+            flow_run_id=flow_ctx.flow_run.id if flow_ctx else None, task_key=task.task_key,
+            dynamic_key=self.dynamic_key, name=self.run.name, state=Pending().to_schema(),
+            tags=self.run.tags, empirical_policy=task.empirical_policy,
+            task_inputs=inputs.upstream_runs(self.parameters, self.wait_for), run_id=self.run.id,
+            then=then.to_schema() if then else None, **process_fields(),
+        )  # fmt: skip
+        self.run.id, self.created = run_id, True  # a retried flow run finds its earlier task run
+        if then is None:
+            self.state = State.from_schema(answer.state)
         creator = flow_run_logger(flow_ctx) if flow_ctx else self.logger
-        creator.info(f"Created task run {name!r} for task {task.name!r}")
+        creator.info(f"Created task run {self.run.name!r} for task {task.name!r}")
+        return answer
 
     @property
     def logger(self) -> logging.LoggerAdapter:
@@ -64,6 +77,8 @@ class TaskRunEngine:
         try:
             parameters = inputs.resolve(self.parameters, self.wait_for)
         except UpstreamTaskError as exc:
+            if not self.created:
+                self.create()
             return (yield from self._finish_with(Pending(message=str(exc), name="NotReady"), force=True))
         try:
             cache_key = self._cache_key(parameters)
@@ -102,7 +117,13 @@ class TaskRunEngine:
         running = Running()
         running.details.cache_key = cache_key
         running.details.refresh_cache = bool(self.task.refresh_cache)
-        state = yield from self._propose(running)
+        if self.created:
+            state = yield from self._propose(running)
+        else:
+            answer = self.create(then=running)
+            if self.flow_ctx:
+                flow_run_logger(self.flow_ctx).info(f"Executing {self.run.name!r} immediately...")
+            state = yield from propose(self.client, running, task_run_id=self.run.id, answer=answer)
         self.run.run_count += 1 if state.is_running() else 0
         return state
 
