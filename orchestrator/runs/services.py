@@ -152,6 +152,9 @@ def _create_run(
     run = store.RunRow(id=run_id or uuid.uuid4(), name=name, empirical_policy=policy or {}, pid=pid)
     rules, transforms = _POLICIES[(kind, False)]
     with transaction.atomic():
+        if fields.get("flow_run_id") is not None:  # the task rules read the state of the flow run
+            run.flow_run_id = fields["flow_run_id"]
+            run.flow_run = store.flow_run_summary(run.flow_run_id)
         ctx = _context(run, None, _fresh(state), kind)
         orchestrate(ctx, rules, transforms, lambda c: _write_new_run(c, fields))
         if not ctx.write:

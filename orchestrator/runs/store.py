@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -58,20 +59,28 @@ _STATE_COLUMNS = ["id", "type", "name", "message", "timestamp", "details", "resu
 
 def load_run_for_update(kind: str, run_id: UUID) -> tuple[RunRow, State | None] | None:
     """The run and its current state, locked until the transaction ends (row lock on PostgreSQL)."""
+    row = _execute(_select_sql(kind, _vendor()), [_uuid_param(run_id)], fetch=True)
+    return None if row is None else _parse_run(row, kind == "task")
+
+
+@lru_cache(maxsize=None)
+def _select_sql(kind: str, vendor: str) -> str:
     run_table, state_table, _ = _TABLES[kind]
-    task = kind == "task"
     columns = ["r.id", "r.name", *(f"r.{c}" for c in _BOOKKEEPING), "r.empirical_policy", "r.pid",
                *(f"s.{c}" for c in _STATE_COLUMNS)]  # fmt: skip
     joins = f"LEFT JOIN {state_table} s ON s.id = r.state_id"
-    if task:
+    if kind == "task":
         columns += ["r.flow_run_run_count", "r.flow_run_id", "f.state_type", "f.state_name", "f.run_count"]
         joins += " LEFT JOIN runs_flowrun f ON f.id = r.flow_run_id"
-    lock = " FOR UPDATE OF r" if _postgres() else ""
-    sql = f"SELECT {', '.join(columns)} FROM {run_table} r {joins} WHERE r.id = %s{lock}"
-    with _connection().cursor() as cursor:
-        cursor.execute(sql, [_uuid_param(run_id)])
-        row = cursor.fetchone()
-    return None if row is None else _parse_run(row, task)
+    lock = " FOR UPDATE OF r" if vendor == "postgresql" else ""
+    return _placeholders(f"SELECT {', '.join(columns)} FROM {run_table} r {joins} WHERE r.id = %s{lock}", vendor)
+
+
+def flow_run_summary(flow_run_id: UUID) -> FlowRunSummary | None:
+    """What the task rules read of a new task run's flow run; None if there is no such flow run."""
+    sql = _placeholders("SELECT state_type, state_name, run_count FROM runs_flowrun WHERE id = %s", _vendor())
+    row = _execute(sql, [_uuid_param(flow_run_id)], fetch=True)
+    return FlowRunSummary(*row) if row else None
 
 
 def _parse_run(row: tuple, task: bool) -> tuple[RunRow, State | None]:
@@ -102,8 +111,7 @@ def insert_state(kind: str, run_id: UUID, state: State) -> None:
         _dt_param(state.timestamp), _json_param(state.details.to_dict()), _json_param(state.result),
         _uuid_param(run_id),
     ]  # fmt: skip
-    columns = [*_STATE_COLUMNS, run_column]
-    _execute(f"INSERT INTO {state_table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(values))})", values)
+    _execute(_insert_sql(state_table, (*_STATE_COLUMNS, run_column), _vendor()), values)
 
 
 def update_run(kind: str, run: RunRow, state: State) -> None:
@@ -118,8 +126,7 @@ def update_run(kind: str, run: RunRow, state: State) -> None:
     }  # fmt: skip
     if kind == "task":
         assignments["flow_run_run_count"] = run.flow_run_run_count
-    sql = f"UPDATE {run_table} SET {', '.join(f'{c} = %s' for c in assignments)} WHERE id = %s"
-    _execute(sql, [*assignments.values(), _uuid_param(run.id)])
+    _execute(_update_sql(run_table, tuple(assignments), _vendor()), [*assignments.values(), _uuid_param(run.id)])
 
 
 def insert_run(kind: str, run: RunRow, state: State, fields: dict[str, Any]) -> None:
@@ -138,22 +145,39 @@ def insert_run(kind: str, run: RunRow, state: State, fields: dict[str, Any]) -> 
     }  # fmt: skip
     if kind == "task":
         values["flow_run_run_count"] = run.flow_run_run_count
-    sql = f"INSERT INTO {run_table} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})"
-    _execute(sql, list(values.values()))
+    _execute(_insert_sql(run_table, tuple(values), _vendor()), list(values.values()))
 
 
-def _execute(sql: str, params: list[Any]) -> None:
-    with _connection().cursor() as cursor:
-        cursor.execute(sql, params)
+@lru_cache(maxsize=None)
+def _insert_sql(table: str, columns: tuple[str, ...], vendor: str) -> str:
+    return _placeholders(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})", vendor)
 
 
-def _connection() -> Any:
-    """This thread's default connection (looked up once per statement, not through the proxy per attribute)."""
-    return connections["default"]
+@lru_cache(maxsize=None)
+def _update_sql(table: str, columns: tuple[str, ...], vendor: str) -> str:
+    return _placeholders(f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in columns)} WHERE id = %s", vendor)
 
 
-def _postgres() -> bool:
-    return _connection().vendor == "postgresql"
+def _placeholders(sql: str, vendor: str) -> str:
+    """The driver's parameter style: sqlite3 takes ?, psycopg %s."""
+    return sql.replace("%s", "?") if vendor == "sqlite" else sql
+
+
+def _execute(sql: str, params: list[Any], fetch: bool = False) -> Any:
+    """Run one statement on the DB-API cursor of Django's connection (same transaction), errors as Django's."""
+    connection = connections["default"]
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchone() if fetch else None
+        finally:
+            cursor.close()
+
+
+def _vendor() -> str:
+    return connections["default"].vendor
 
 
 # --- values in and out, as Django's own fields would convert them ------------------
@@ -167,17 +191,23 @@ def _param(value: Any) -> Any:
 
 
 def _uuid_param(value: UUID | None) -> Any:
+    """PostgreSQL stores uuid; Django keeps UUIDs on SQLite as 32 hex digits."""
     if value is None:
         return None
-    return value if _postgres() else value.hex
+    return value if _vendor() == "postgresql" else value.hex
 
 
 def _dt_param(value: datetime | None) -> Any:
-    return _connection().ops.adapt_datetimefield_value(value) if value is not None else None
+    """PostgreSQL takes aware datetimes; Django keeps them on SQLite as naive UTC text."""
+    if value is None or _vendor() == "postgresql":
+        return value
+    return str(value.astimezone(timezone.utc).replace(tzinfo=None))
 
 
 def _json_param(value: Any) -> Any:
-    return None if value is None else _connection().ops.adapt_json_value(value, None)
+    if value is None:
+        return None
+    return connections["default"].ops.adapt_json_value(value, None) if _vendor() == "postgresql" else json.dumps(value)
 
 
 def _uuid(value: Any) -> UUID | None:

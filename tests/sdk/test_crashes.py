@@ -73,3 +73,32 @@ def test_a_crashed_run_is_never_reported_completed_later(unique_name):
     time.sleep(0.1)
     states = list(latest_flow_run(unique_name).states.values_list("type", flat=True).order_by("timestamp"))
     assert states == ["PENDING", "RUNNING", "CRASHED"]
+
+
+def test_on_crashed_hooks_run_when_the_flow_is_interrupted(tmp_path, unique_name):
+    marker = tmp_path / "hook-ran"
+    code = f"""
+import os, signal
+from sdk import flow
+
+def note(flow_, run, state):
+    open({str(marker)!r}, "w").write(state.type.value)
+
+@flow(name={unique_name!r}, on_crashed=[note])
+def interrupted():
+    os.kill(os.getpid(), signal.SIGINT)
+
+interrupted()
+"""
+    result = run_script(code)
+    assert result.returncode != 0 and "KeyboardInterrupt" in result.stderr
+    assert marker.read_text() == "CRASHED"
+
+
+def test_the_sweep_records_one_crashed_state_per_run(unique_name):
+    proc = _start(unique_name)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert run_script("from sdk.client import get_client; get_client()").returncode == 0
+    task_run = latest_flow_run(unique_name).task_runs.get()
+    assert list(task_run.states.values_list("type", flat=True).order_by("timestamp")) == ["PENDING", "RUNNING", "CRASHED"]
