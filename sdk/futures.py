@@ -31,17 +31,24 @@ class RunwayFuture(Generic[R]):
     """
 
     def __init__(self, engine: TaskRunEngine, future: concurrent.futures.Future) -> None:
-        self._engine = engine
+        self._engine: TaskRunEngine | None = engine
         self._future = future
         self.task_run_id = engine.run.id
         self.name = engine.run.name
         self.observed = False  # a failure the flow looked at counts as handled
+        future.add_done_callback(self._release_engine)
+
+    def _release_engine(self, _: concurrent.futures.Future) -> None:
+        """Keep only the final state once done: a flow may hold thousands of futures."""
+        self._engine = None
 
     @property
     def state(self) -> State:
-        if self._future.done() and not self._future.exception():
-            return self._future.result()
-        return self._engine.state
+        self.observed = True
+        engine = self._engine
+        if engine is not None and not self._future.done():
+            return engine.state
+        return self._future.result()
 
     def get_state(self) -> State:
         return self.state

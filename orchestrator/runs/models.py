@@ -40,7 +40,12 @@ class Flow(models.Model):
 
 
 class RunBase(models.Model):
-    """Fields shared by flow runs and task runs: identity, current state, bookkeeping."""
+    """Fields shared by flow runs and task runs: identity, current state, bookkeeping.
+
+    `state` is a plain pointer, not a database constraint: the run row is written
+    before its first state, and a deferred constraint check on an unindexed
+    pointer made SQLite scan every task run on each state insert.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=255)
@@ -76,8 +81,9 @@ class FlowRun(RunBase):
     # Indexed by flowrun_flow_time, which starts with it.
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs", db_index=False)
     state = models.ForeignKey(
-        "FlowRunState", on_delete=models.DO_NOTHING, null=True, related_name="+", db_index=False,
-        help_text="The current state: a pointer into the history, never queried by, deleted with the run.",
+        "FlowRunState", on_delete=models.DO_NOTHING, null=True, related_name="+",
+        db_index=False, db_constraint=False,
+        help_text="The current state: a pointer into the history kept by the services, deleted with the run.",
     )
     parameters = models.JSONField(default=dict, blank=True)
     parent_flow_run = models.ForeignKey(
@@ -107,8 +113,9 @@ class TaskRun(RunBase):
         FlowRun, on_delete=models.CASCADE, null=True, blank=True, related_name="task_runs", db_index=False
     )
     state = models.ForeignKey(
-        "TaskRunState", on_delete=models.DO_NOTHING, null=True, related_name="+", db_index=False,
-        help_text="The current state: a pointer into the history, never queried by, deleted with the run.",
+        "TaskRunState", on_delete=models.DO_NOTHING, null=True, related_name="+",
+        db_index=False, db_constraint=False,
+        help_text="The current state: a pointer into the history kept by the services, deleted with the run.",
     )
     task_key = models.CharField(max_length=512)
     dynamic_key = models.CharField(max_length=255)
@@ -178,11 +185,12 @@ class Log(models.Model):
     """A log line of a flow run or task run."""
 
     id = models.BigAutoField(primary_key=True)
+    # Both indexed by the composite indexes below, which start with them.
     flow_run = models.ForeignKey(
-        FlowRun, on_delete=models.CASCADE, null=True, blank=True, related_name="logs"
+        FlowRun, on_delete=models.CASCADE, null=True, blank=True, related_name="logs", db_index=False
     )
     task_run = models.ForeignKey(
-        TaskRun, on_delete=models.CASCADE, null=True, blank=True, related_name="logs"
+        TaskRun, on_delete=models.CASCADE, null=True, blank=True, related_name="logs", db_index=False
     )
     level = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=255, help_text="The logger's name.")

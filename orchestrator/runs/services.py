@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import datetime
 from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from orchestrator.exceptions import InvalidInput, ObjectNotFound
 from orchestrator.rules import bookkeeping, policies
 from orchestrator.rules.base import OrchestrationContext
 from orchestrator.rules.engine import orchestrate
 from orchestrator.runs import store
-from orchestrator.runs.models import Flow, FlowRun, Log, TaskRun
+from orchestrator.runs.models import Flow, FlowRun, TaskRun
 from orchestrator.runs.selectors import state_from_row
 from orchestrator.schemas import TERMINAL_TYPES, OrchestrationResult, SetStateStatus, State, StateType
 
@@ -114,8 +116,9 @@ def flow_run_finish_task_runs(*, flow_run_id: UUID, state_type: StateType, messa
 
 def logs_create(*, logs: Iterable[dict[str, Any]]) -> int:
     """Store log lines, in one batch; each needs level, name, message, timestamp and a run id."""
-    rows = [Log(**_log_fields(entry)) for entry in logs]
-    Log.objects.bulk_create(rows, batch_size=500)
+    rows = [_log_fields(entry) for entry in logs]
+    with transaction.atomic():
+        store.insert_logs(store.Db(), rows)
     return len(rows)
 
 
@@ -126,13 +129,29 @@ def _log_fields(entry: dict[str, Any]) -> dict[str, Any]:
     if not entry.get("flow_run_id") and not entry.get("task_run_id"):
         raise InvalidInput("log entry needs a flow_run_id or a task_run_id")
     return {
-        "flow_run_id": entry.get("flow_run_id"),
-        "task_run_id": entry.get("task_run_id"),
+        "flow_run_id": _as_uuid(entry.get("flow_run_id"), "flow_run_id"),
+        "task_run_id": _as_uuid(entry.get("task_run_id"), "task_run_id"),
         "level": int(entry["level"]),
         "name": str(entry["name"])[:255],
         "message": str(entry["message"]),
-        "timestamp": entry["timestamp"],
+        "timestamp": _as_datetime(entry["timestamp"]),
     }
+
+
+def _as_datetime(value: Any) -> datetime:
+    parsed = parse_datetime(value) if isinstance(value, str) else value
+    if not isinstance(parsed, datetime) or parsed.tzinfo is None:
+        raise InvalidInput(f"log entry timestamp {value!r} is not a date and time with a time zone")
+    return parsed
+
+
+def _as_uuid(value: Any, name: str) -> UUID | None:
+    if value is None or isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise InvalidInput(f"log entry {name} {value!r} is not a UUID") from None
 
 
 # --- the transaction around one proposal ---------------------------------------------
@@ -152,17 +171,18 @@ def _create_run(
     run = store.RunRow(id=run_id or uuid.uuid4(), name=name, empirical_policy=policy or {}, pid=pid)
     rules, transforms = _POLICIES[(kind, False)]
     with transaction.atomic():
+        db = store.Db()
         if fields.get("flow_run_id") is not None:  # the task rules read the state of the flow run
             run.flow_run_id = fields["flow_run_id"]
-            run.flow_run = store.flow_run_summary(run.flow_run_id)
+            run.flow_run = store.flow_run_summary(db, run.flow_run_id)
         ctx = _context(run, None, _fresh(state), kind)
-        orchestrate(ctx, rules, transforms, lambda c: _write_new_run(c, fields))
+        orchestrate(ctx, rules, transforms, lambda c: _write_new_run(db, c, fields))
         if not ctx.write:
             raise InvalidInput(f"a new {kind} run cannot start as {state.name}: {ctx.reason}")
         first = ctx.proposed
         if then is not None:
             ctx = _context(run, first, _fresh(then), kind)
-            orchestrate(ctx, rules, transforms, _write_state)
+            orchestrate(ctx, rules, transforms, lambda c: _write_state(db, c))
     return _model_instance(model, run, first, fields), ctx.result(ctx.proposed)
 
 
@@ -181,13 +201,14 @@ def _model_instance(model: type, run: store.RunRow, state: State, fields: dict[s
 
 def _set_state(kind: str, run_id: UUID, state: State, force: bool) -> OrchestrationResult:
     with transaction.atomic():
-        loaded = store.load_run_for_update(kind, run_id)
+        db = store.Db()
+        loaded = store.load_run_for_update(db, kind, run_id)
         if loaded is None:
             raise ObjectNotFound(f"{kind} run {run_id} does not exist")
         run, current = loaded
         ctx = _context(run, current, _fresh(state), kind)
         rules, transforms = _POLICIES[(kind, force)]
-        orchestrate(ctx, rules, transforms, _write_state)
+        orchestrate(ctx, rules, transforms, lambda c: _write_state(db, c))
     return ctx.result(ctx.proposed)
 
 
@@ -204,13 +225,13 @@ def _current_state(run: FlowRun | TaskRun) -> State | None:
     return state_from_row(run.state) if run.state_id else None
 
 
-def _write_new_run(ctx: OrchestrationContext, fields: dict[str, Any]) -> None:
+def _write_new_run(db: store.Db, ctx: OrchestrationContext, fields: dict[str, Any]) -> None:
     ctx.proposed.id = uuid.uuid4()
-    store.insert_run(ctx.kind, ctx.run, ctx.proposed, fields)
-    store.insert_state(ctx.kind, ctx.run.id, ctx.proposed)
+    store.insert_run(db, ctx.kind, ctx.run, ctx.proposed, fields)
+    store.insert_state(db, ctx.kind, ctx.run.id, ctx.proposed)
 
 
-def _write_state(ctx: OrchestrationContext) -> None:
+def _write_state(db: store.Db, ctx: OrchestrationContext) -> None:
     ctx.proposed.id = uuid.uuid4()
-    store.insert_state(ctx.kind, ctx.run.id, ctx.proposed)
-    store.update_run(ctx.kind, ctx.run, ctx.proposed)
+    store.insert_state(db, ctx.kind, ctx.run.id, ctx.proposed)
+    store.update_run(db, ctx.kind, ctx.run, ctx.proposed)

@@ -57,10 +57,71 @@ _BOOKKEEPING = ["run_count", "start_time", "end_time", "total_run_time", "expect
 _STATE_COLUMNS = ["id", "type", "name", "message", "timestamp", "details", "result"]
 
 
-def load_run_for_update(kind: str, run_id: UUID) -> tuple[RunRow, State | None] | None:
+class Db:
+    """Django's default connection for one service call: looked up once, not per statement or value."""
+
+    def __init__(self) -> None:
+        self.wrapper = connections["default"]
+        self.wrapper.ensure_connection()
+        self.postgres = self.wrapper.vendor == "postgresql"
+
+    def execute(self, sql: str, params: list[Any], fetch: bool = False) -> Any:
+        """One statement on the DB-API cursor (same transaction as Django's), errors raised as Django's."""
+        with self.wrapper.wrap_database_errors:
+            cursor = self.wrapper.connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchone() if fetch else None
+            finally:
+                cursor.close()
+
+    def executemany(self, sql: str, rows: list[list[Any]]) -> None:
+        with self.wrapper.wrap_database_errors:
+            cursor = self.wrapper.connection.cursor()
+            try:
+                cursor.executemany(sql, rows)
+            finally:
+                cursor.close()
+
+    # Values as Django's own fields store them.
+    def uuid(self, value: UUID | None) -> Any:
+        """PostgreSQL stores uuid; Django keeps UUIDs on SQLite as 32 hex digits."""
+        return value if value is None or self.postgres else value.hex
+
+    def dt(self, value: datetime | None) -> Any:
+        """PostgreSQL takes aware datetimes; Django keeps them on SQLite as naive UTC text."""
+        if value is None or self.postgres:
+            return value
+        return str(value.astimezone(timezone.utc).replace(tzinfo=None))
+
+    def json(self, value: Any) -> Any:
+        if value is None:
+            return None
+        return self.wrapper.ops.adapt_json_value(value, None) if self.postgres else json.dumps(value)
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, UUID):
+            return self.uuid(value)
+        if isinstance(value, (dict, list)):
+            return self.json(value)
+        return value
+
+    @property
+    def vendor(self) -> str:
+        return "postgresql" if self.postgres else "sqlite"
+
+
+def load_run_for_update(db: Db, kind: str, run_id: UUID) -> tuple[RunRow, State | None] | None:
     """The run and its current state, locked until the transaction ends (row lock on PostgreSQL)."""
-    row = _execute(_select_sql(kind, _vendor()), [_uuid_param(run_id)], fetch=True)
+    row = db.execute(_select_sql(kind, db.vendor), [db.uuid(run_id)], fetch=True)
     return None if row is None else _parse_run(row, kind == "task")
+
+
+def flow_run_summary(db: Db, flow_run_id: UUID) -> FlowRunSummary | None:
+    """What the task rules read of a new task run's flow run; None if there is no such flow run."""
+    sql = _placeholders("SELECT state_type, state_name, run_count FROM runs_flowrun WHERE id = %s", db.vendor)
+    row = db.execute(sql, [db.uuid(flow_run_id)], fetch=True)
+    return FlowRunSummary(*row) if row else None
 
 
 @lru_cache(maxsize=None)
@@ -74,13 +135,6 @@ def _select_sql(kind: str, vendor: str) -> str:
         joins += " LEFT JOIN runs_flowrun f ON f.id = r.flow_run_id"
     lock = " FOR UPDATE OF r" if vendor == "postgresql" else ""
     return _placeholders(f"SELECT {', '.join(columns)} FROM {run_table} r {joins} WHERE r.id = %s{lock}", vendor)
-
-
-def flow_run_summary(flow_run_id: UUID) -> FlowRunSummary | None:
-    """What the task rules read of a new task run's flow run; None if there is no such flow run."""
-    sql = _placeholders("SELECT state_type, state_name, run_count FROM runs_flowrun WHERE id = %s", _vendor())
-    row = _execute(sql, [_uuid_param(flow_run_id)], fetch=True)
-    return FlowRunSummary(*row) if row else None
 
 
 def _parse_run(row: tuple, task: bool) -> tuple[RunRow, State | None]:
@@ -104,48 +158,56 @@ def _parse_run(row: tuple, task: bool) -> tuple[RunRow, State | None]:
     return run, state
 
 
-def insert_state(kind: str, run_id: UUID, state: State) -> None:
+def insert_state(db: Db, kind: str, run_id: UUID, state: State) -> None:
     _, state_table, run_column = _TABLES[kind]
     values = [
-        _uuid_param(state.id), state.type.value, state.name, state.message or "",
-        _dt_param(state.timestamp), _json_param(state.details.to_dict()), _json_param(state.result),
-        _uuid_param(run_id),
+        db.uuid(state.id), state.type.value, state.name, state.message or "", db.dt(state.timestamp),
+        db.json(state.details.to_dict()), db.json(state.result), db.uuid(run_id),
     ]  # fmt: skip
-    _execute(_insert_sql(state_table, (*_STATE_COLUMNS, run_column), _vendor()), values)
+    db.execute(_insert_sql(state_table, (*_STATE_COLUMNS, run_column), db.vendor), values)
 
 
-def update_run(kind: str, run: RunRow, state: State) -> None:
+def update_run(db: Db, kind: str, run: RunRow, state: State) -> None:
     """Point the run at its new state and save its bookkeeping."""
-    run_table = _TABLES[kind][0]
     assignments = {
-        "state_id": _uuid_param(state.id), "state_type": state.type.value, "state_name": state.name,
-        "state_timestamp": _dt_param(state.timestamp), "run_count": run.run_count,
-        "start_time": _dt_param(run.start_time), "end_time": _dt_param(run.end_time),
-        "total_run_time": run.total_run_time, "expected_start_time": _dt_param(run.expected_start_time),
-        "next_scheduled_start_time": _dt_param(run.next_scheduled_start_time),
+        "state_id": db.uuid(state.id), "state_type": state.type.value, "state_name": state.name,
+        "state_timestamp": db.dt(state.timestamp), "run_count": run.run_count,
+        "start_time": db.dt(run.start_time), "end_time": db.dt(run.end_time),
+        "total_run_time": run.total_run_time, "expected_start_time": db.dt(run.expected_start_time),
+        "next_scheduled_start_time": db.dt(run.next_scheduled_start_time),
     }  # fmt: skip
     if kind == "task":
         assignments["flow_run_run_count"] = run.flow_run_run_count
-    _execute(_update_sql(run_table, tuple(assignments), _vendor()), [*assignments.values(), _uuid_param(run.id)])
+    sql = _update_sql(_TABLES[kind][0], tuple(assignments), db.vendor)
+    db.execute(sql, [*assignments.values(), db.uuid(run.id)])
 
 
-def insert_run(kind: str, run: RunRow, state: State, fields: dict[str, Any]) -> None:
-    """Insert a new run already pointing at its first state (the foreign key is checked at commit)."""
-    run_table = _TABLES[kind][0]
+def insert_run(db: Db, kind: str, run: RunRow, state: State, fields: dict[str, Any]) -> None:
+    """Insert a new run already pointing at its first state."""
     values = {
-        "id": _uuid_param(run.id), "name": run.name, "empirical_policy": _json_param(run.empirical_policy),
-        "pid": run.pid, "state_id": _uuid_param(state.id), "state_type": state.type.value,
-        "state_name": state.name, "state_timestamp": _dt_param(state.timestamp),
-        "run_count": run.run_count, "start_time": _dt_param(run.start_time),
-        "end_time": _dt_param(run.end_time), "total_run_time": run.total_run_time,
-        "expected_start_time": _dt_param(run.expected_start_time),
-        "next_scheduled_start_time": _dt_param(run.next_scheduled_start_time),
-        "created": _dt_param(state.timestamp),
-        **{column: _param(value) for column, value in fields.items()},
+        "id": db.uuid(run.id), "name": run.name, "empirical_policy": db.json(run.empirical_policy),
+        "pid": run.pid, "state_id": db.uuid(state.id), "state_type": state.type.value,
+        "state_name": state.name, "state_timestamp": db.dt(state.timestamp), "run_count": run.run_count,
+        "start_time": db.dt(run.start_time), "end_time": db.dt(run.end_time),
+        "total_run_time": run.total_run_time, "expected_start_time": db.dt(run.expected_start_time),
+        "next_scheduled_start_time": db.dt(run.next_scheduled_start_time), "created": db.dt(state.timestamp),
+        **{column: db.value(value) for column, value in fields.items()},
     }  # fmt: skip
     if kind == "task":
         values["flow_run_run_count"] = run.flow_run_run_count
-    _execute(_insert_sql(run_table, tuple(values), _vendor()), list(values.values()))
+    db.execute(_insert_sql(_TABLES[kind][0], tuple(values), db.vendor), list(values.values()))
+
+
+_LOG_COLUMNS = ("flow_run_id", "task_run_id", "level", "name", "message", "timestamp")
+
+
+def insert_logs(db: Db, logs: list[dict[str, Any]]) -> None:
+    """Store log lines with one executemany (building a model instance per line cost more than storing it)."""
+    rows = [
+        [db.uuid(e["flow_run_id"]), db.uuid(e["task_run_id"]), e["level"], e["name"], e["message"], db.dt(e["timestamp"])]
+        for e in logs
+    ]  # fmt: skip
+    db.executemany(_insert_sql("runs_log", _LOG_COLUMNS, db.vendor), rows)
 
 
 @lru_cache(maxsize=None)
@@ -163,52 +225,7 @@ def _placeholders(sql: str, vendor: str) -> str:
     return sql.replace("%s", "?") if vendor == "sqlite" else sql
 
 
-def _execute(sql: str, params: list[Any], fetch: bool = False) -> Any:
-    """Run one statement on the DB-API cursor of Django's connection (same transaction), errors as Django's."""
-    connection = connections["default"]
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        cursor = connection.connection.cursor()
-        try:
-            cursor.execute(sql, params)
-            return cursor.fetchone() if fetch else None
-        finally:
-            cursor.close()
-
-
-def _vendor() -> str:
-    return connections["default"].vendor
-
-
-# --- values in and out, as Django's own fields would convert them ------------------
-
-def _param(value: Any) -> Any:
-    if isinstance(value, UUID):
-        return _uuid_param(value)
-    if isinstance(value, (dict, list)):
-        return _json_param(value)
-    return value
-
-
-def _uuid_param(value: UUID | None) -> Any:
-    """PostgreSQL stores uuid; Django keeps UUIDs on SQLite as 32 hex digits."""
-    if value is None:
-        return None
-    return value if _vendor() == "postgresql" else value.hex
-
-
-def _dt_param(value: datetime | None) -> Any:
-    """PostgreSQL takes aware datetimes; Django keeps them on SQLite as naive UTC text."""
-    if value is None or _vendor() == "postgresql":
-        return value
-    return str(value.astimezone(timezone.utc).replace(tzinfo=None))
-
-
-def _json_param(value: Any) -> Any:
-    if value is None:
-        return None
-    return connections["default"].ops.adapt_json_value(value, None) if _vendor() == "postgresql" else json.dumps(value)
-
+# --- values read back ---------------------------------------------------------------
 
 def _uuid(value: Any) -> UUID | None:
     if value is None or isinstance(value, UUID):

@@ -6,8 +6,8 @@ which the engine does when a flow run ends and the process does at exit.
 """
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import sys
 import threading
 import time
@@ -74,48 +74,50 @@ class OrchestratorHandler(logging.Handler):
 
 
 class LogWorker:
-    """Batches log entries and writes them through the client, off the caller's thread."""
+    """Batches log entries and writes them through the client, off the caller's thread.
+
+    Entries go into a deque; the worker wakes every `interval` (or when a batch
+    fills, or on flush) instead of once per line, which would cost a thread
+    switch on every log call.
+    """
 
     def __init__(self, interval: float, batch_size: int) -> None:
         self.interval, self.batch_size = interval, batch_size
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._entries: collections.deque = collections.deque()
+        self._wake = threading.Event()
+        self._flushes: collections.deque = collections.deque()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="runway-logs", daemon=True)
         self._thread.start()
 
     def enqueue(self, entry: dict[str, Any]) -> None:
-        self._queue.put(entry)
+        self._entries.append(entry)
+        if len(self._entries) >= self.batch_size:
+            self._wake.set()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything enqueued before this call is stored."""
         done = threading.Event()
-        self._queue.put(done)
+        self._flushes.append(done)
+        self._wake.set()
         done.wait(timeout)
 
     def stop(self) -> None:
+        self._stopping = True
         self.flush()
-        self._queue.put(None)
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        """Write when a batch fills, `interval` after its first entry, or on flush and stop."""
-        batch: list[dict[str, Any]] = []
-        deadline: float | None = None
         while True:
-            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = _TICK
-            if isinstance(item, dict):
-                batch.append(item)
-                deadline = deadline or time.monotonic() + self.interval
-                if len(batch) < self.batch_size:
-                    continue
-            self._write(batch)
-            batch, deadline = [], None
-            if isinstance(item, threading.Event):
-                item.set()
-            elif item is None:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            flushes = [self._flushes.popleft() for _ in range(len(self._flushes))]
+            while self._entries:
+                count = min(len(self._entries), self.batch_size)
+                self._write([self._entries.popleft() for _ in range(count)])
+            for done in flushes:
+                done.set()
+            if self._stopping and not self._entries:
                 return
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
@@ -133,7 +135,6 @@ class LogWorker:
                 time.sleep(0.2 * (attempt + 1))
 
 
-_TICK = object()
 _worker: LogWorker | None = None
 _worker_lock = threading.Lock()
 
