@@ -1,12 +1,16 @@
 """The in-process transport: the orchestrator's services called in this process.
 
-Every call runs on one dedicated thread that owns the database connection. Why:
-Django connections belong to a thread, SQLite has a single writer anyway, and
-async code must not run the ORM on its event loop; callers from any thread or
-loop just wait on a future.
+Calls from the main thread (where a flow called from a script runs) execute
+inline on the main thread's database connection. Calls from any other thread
+(task runner workers, async code) are handed to one dedicated orchestrator
+thread that owns its own connection: Django connections belong to a thread, a
+worker thread's life is too short to own one, and async code must not run the
+ORM on its event loop. One lock serializes both paths, so the process never
+contends with itself for SQLite's single writer.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import threading
@@ -27,6 +31,7 @@ class InProcessClient(OrchestrationClient):
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._flow_ids: dict[str, UUID] = {}
         self._replies = threading.local()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="runway-orchestrator", daemon=True)
         self._ready: Future = Future()
         self._thread.start()
@@ -50,7 +55,9 @@ class InProcessClient(OrchestrationClient):
                 break
             reply, fn, kwargs = item
             try:
-                reply.put((True, fn(**kwargs)))
+                with self._lock:
+                    result = fn(**kwargs)
+                reply.put((True, result))
             except BaseException as exc:  # handed to the caller, which re-raises it
                 reply.put((False, exc))
         connections.close_all()
@@ -61,8 +68,12 @@ class InProcessClient(OrchestrationClient):
         Each calling thread has its own reply queue: a C-level SimpleQueue hand-off
         costs a fraction of a concurrent.futures.Future's condition locks.
         """
-        if threading.current_thread() is self._thread:
+        current = threading.current_thread()
+        if current is self._thread:
             return fn(**kwargs)
+        if current is threading.main_thread() and not _loop_running():
+            with self._lock:  # inline: a hand-off costs two thread wake-ups, a third of a call
+                return fn(**kwargs)
         reply = getattr(self._replies, "queue", None)
         if reply is None:
             reply = self._replies.queue = queue.SimpleQueue()
@@ -119,6 +130,18 @@ class InProcessClient(OrchestrationClient):
         if self._thread.is_alive():
             self._requests.put(_STOP)
             self._thread.join(timeout=10)
+        if threading.current_thread() is threading.main_thread():
+            from django.db import connections
+
+            connections.close_all()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def pid_alive(pid: int) -> bool:

@@ -112,9 +112,11 @@ class LogWorker:
             self._wake.wait(self.interval)
             self._wake.clear()
             flushes = [self._flushes.popleft() for _ in range(len(self._flushes))]
-            while self._entries:
-                count = min(len(self._entries), self.batch_size)
+            pending = len(self._entries)  # only what is queued now: lines arriving meanwhile wait for the next wake
+            while pending > 0:
+                count = min(pending, self.batch_size)
                 self._write([self._entries.popleft() for _ in range(count)])
+                pending -= count
             for done in flushes:
                 done.set()
             if self._stopping and not self._entries:
