@@ -36,6 +36,16 @@ class Call:
     timeout_error: Callable[[], TimeoutError] = TimeoutError
 
 
+def user_call(fn: Callable[..., Any], parameters: dict[str, Any], *, context: run_context.RunContext,
+              timeout: float | None, error: type[TimeoutError], kind: str) -> Call:  # fmt: skip
+    """The Call of a flow's or task's function with its parameters, under its timeout."""
+    from sdk.engine.parameters import call_arguments
+
+    args, kwargs = call_arguments(fn, parameters)
+    message = f"{kind} run exceeded timeout of {timeout} seconds"
+    return Call(fn, args, kwargs, context=context, timeout=timeout, timeout_error=lambda: error(message))
+
+
 @dataclass
 class Outcome:
     value: Any = None

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from sdk.client.base import OrchestrationClient
 from sdk.context import FlowRunContext, RunInfo, current_tags
-from sdk.engine.driver import Call, Outcome, Steps
+from sdk.engine.driver import Outcome, Steps, user_call
 from sdk.engine.final_state import exception_state, flow_return_state
 from sdk.engine.hooks import run_hooks
 from sdk.engine.hosts import process_fields
 from sdk.engine.inputs import jsonable
-from sdk.engine.parameters import call_arguments, validate
+from sdk.engine.parameters import validate
 from sdk.engine.propose import propose, propose_now
 from sdk.exceptions import Abort, FlowRunTimeoutError, ParameterTypeError, TerminationSignal
 from sdk.logging import flow_run_logger, get_logger
@@ -98,12 +98,9 @@ class FlowRunEngine:
         return validate(self.flow.fn, self.parameters)
 
     def _call(self, parameters: dict[str, Any]) -> Steps:
-        args, kwargs = call_arguments(self.flow.fn, parameters)
-        timeout = self.flow.timeout_seconds
-        call = Call(
-            self.flow.fn, args, kwargs, context=self.context, timeout=timeout,
-            timeout_error=lambda: FlowRunTimeoutError(f"Flow run exceeded timeout of {timeout} seconds"),
-        )  # fmt: skip
+        flow = self.flow
+        call = user_call(flow.fn, parameters, context=self.context, timeout=flow.timeout_seconds,
+                         error=FlowRunTimeoutError, kind="Flow")  # fmt: skip
         runner = self.context.task_runner
         try:
             with _sigterm_raises():

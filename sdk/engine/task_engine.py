@@ -10,11 +10,10 @@ from orchestrator.schemas import OrchestrationResult
 from sdk.client.base import OrchestrationClient
 from sdk.context import FlowRunContext, RunInfo, TaskRunContext, current_tags
 from sdk.engine import inputs
-from sdk.engine.driver import Call, Outcome, Steps
+from sdk.engine.driver import Outcome, Steps, user_call
 from sdk.engine.final_state import completed_state, exception_state
 from sdk.engine.hooks import run_hooks
 from sdk.engine.hosts import process_fields
-from sdk.engine.parameters import call_arguments
 from sdk.engine.propose import propose, propose_now
 from sdk.exceptions import Abort, TaskRunTimeoutError, UpstreamTaskError
 from sdk.logging import flow_run_logger, task_run_logger
@@ -99,12 +98,9 @@ class TaskRunEngine:
         return self.state
 
     def _call(self, parameters: dict[str, Any]) -> Steps:
-        args, kwargs = call_arguments(self.task.fn, parameters)
-        timeout = self.task.timeout_seconds
-        call = Call(
-            self.task.fn, args, kwargs, context=self.context, timeout=timeout,
-            timeout_error=lambda: TaskRunTimeoutError(f"Task run exceeded timeout of {timeout} seconds"),
-        )  # fmt: skip
+        task = self.task
+        call = user_call(task.fn, parameters, context=self.context, timeout=task.timeout_seconds,
+                         error=TaskRunTimeoutError, kind="Task")  # fmt: skip
         try:
             outcome: Outcome = yield call
         except BaseException as exc:  # the process is being interrupted: record it, let it go on
