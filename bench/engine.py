@@ -49,7 +49,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
-    check_counts, db_counts, fmt_s, fresh_home, maxrss_kib, print_table, rss_now_kib, run_child,
+    check_counts,
+    db_counts,
+    fmt_s,
+    fresh_home,
+    maxrss_kib,
+    print_table,
+    rss_now_kib,
+    run_child,
 )  # fmt: skip
 
 POOL_THREADS = 16  # the ConcurrentTaskRunner default (RUNWAY_TASK_RUNNER_THREADS)

@@ -216,8 +216,8 @@ def child_micro() -> dict:
     from sdk.engine.hosts import process_fields
     from sdk.engine.parameters import bind, call_arguments
     from sdk.logging import flow_run_logger, task_run_logger
-    from sdk.logging.handlers import ConsoleHandler, OrchestratorHandler, RunFormatter, log_worker
-    from sdk.states import Completed, Pending, Running, State
+    from sdk.logging.handlers import ConsoleHandler, OrchestratorHandler, RunFormatter
+    from sdk.states import Pending, Running, State
 
     results: dict[str, float] = {}
 

@@ -39,8 +39,9 @@ from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import BENCH_DIR, PYTHON, REPO_DIR, child_env, fmt_s, fresh_home, print_table  # noqa: E402
 import subprocess  # noqa: E402
+
+from _common import BENCH_DIR, PYTHON, REPO_DIR, child_env, fmt_s, fresh_home, print_table  # noqa: E402
 
 
 def make_schema(dest: str) -> None:

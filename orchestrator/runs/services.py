@@ -7,9 +7,9 @@ state and the run's bookkeeping in one transaction, and returns the answer.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
-from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +25,7 @@ from orchestrator.runs import store
 from orchestrator.runs.models import Flow, FlowRun, TaskRun
 from orchestrator.runs.selectors import state_from_row
 from orchestrator.schemas import TERMINAL_TYPES, OrchestrationResult, SetStateStatus, State, StateType
+
 
 def flow_get_or_create(*, name: str) -> Flow:
     """The flow named `name`, created on first use."""

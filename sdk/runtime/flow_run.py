@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["id", "name", "flow_name", "parameters", "tags", "run_count"]
+ATTRIBUTES = ["id", "name", "flow_name", "parameters", "tags", "run_count"]
 
 
 def __getattr__(attribute: str) -> Any:
     from sdk.context import FlowRunContext
 
-    if attribute not in __all__:
+    if attribute not in ATTRIBUTES:
         raise AttributeError(f"sdk.runtime.flow_run has no attribute {attribute!r}")
     ctx = FlowRunContext.get()
     if ctx is None:

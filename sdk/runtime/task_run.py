@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["id", "name", "task_name", "parameters", "tags", "run_count"]
+ATTRIBUTES = ["id", "name", "task_name", "parameters", "tags", "run_count"]
 
 
 def __getattr__(attribute: str) -> Any:
     from sdk.context import TaskRunContext
 
-    if attribute not in __all__:
+    if attribute not in ATTRIBUTES:
         raise AttributeError(f"sdk.runtime.task_run has no attribute {attribute!r}")
     ctx = TaskRunContext.get()
     if ctx is None:
