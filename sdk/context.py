@@ -50,7 +50,7 @@ class FlowRunContext(RunContext):
     flow_run: RunInfo | None = None
     task_runner: BaseTaskRunner | None = None
     result_storage: LocalFileSystem | None = None
-    persist_result: bool = True
+    persist_result: bool | None = None
     futures: list[RunwayFuture] = field(default_factory=list)
     _counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

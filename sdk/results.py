@@ -88,7 +88,7 @@ def load_exception(ref: dict[str, Any] | None, state_type: str, message: str | N
             exc = load_value(ref)
             if isinstance(exc, BaseException):
                 return exc
-        except (OSError, pickle.UnpicklingError, AttributeError, ImportError):
+        except Exception:  # missing file, or a class that cannot be rebuilt: fall back to the text
             pass
     text = (ref or {}).get("exception") or message or state_type.title()
     return {"CRASHED": CrashedRun, "CANCELLED": CancelledRun}.get(state_type, FailedRun)(text)

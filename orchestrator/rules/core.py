@@ -215,6 +215,22 @@ class CacheInsertion(Rule):
             )
 
 
+class CrashTaskRunsLeftRunning(Rule):
+    """A flow run that completes or fails while one of its task runs is still Running marks that task run Crashed.
+
+    The engine waits for every task run before the flow's final state, so one
+    still Running has lost its engine (interrupted by the flow's timeout, say).
+    """
+
+    TO_STATES = frozenset({S.COMPLETED, S.FAILED})
+
+    def after_transition(self, ctx: OrchestrationContext) -> None:
+        from orchestrator.runs.services import flow_run_finish_task_runs
+
+        message = f"Flow run {ctx.run.name!r} ended {ctx.proposed.name} while this task run was Running: its engine was interrupted"
+        flow_run_finish_task_runs(flow_run_id=ctx.run.id, state_type=S.CRASHED, message=message, only=[S.RUNNING])
+
+
 class FinishUnfinishedTaskRuns(Rule):
     """A flow run that crashes or is cancelled takes its unfinished task runs with it, saying why.
 

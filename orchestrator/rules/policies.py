@@ -14,6 +14,7 @@ CORE_FLOW_POLICY = [
     core.WaitForScheduledTime,
     core.RetryFailedRuns,
     core.RenameReruns,
+    core.CrashTaskRunsLeftRunning,  # after RetryFailedRuns: a flow run about to retry keeps its task runs
 ]
 
 CORE_TASK_POLICY = [

@@ -105,11 +105,16 @@ def task_run_set_state(*, task_run_id: UUID, state: State, force: bool = False) 
     return _set_state("task", task_run_id, state, force)
 
 
-def flow_run_finish_task_runs(*, flow_run_id: UUID, state_type: StateType, message: str) -> int:
-    """Move a flow run's unfinished task runs to `state_type` (Crashed or Cancelled); returns how many."""
-    open_ids = TaskRun.objects.filter(flow_run_id=flow_run_id).exclude(
-        state_type__in=[t.value for t in TERMINAL_TYPES]
-    ).values_list("id", flat=True)
+def flow_run_finish_task_runs(
+    *, flow_run_id: UUID, state_type: StateType, message: str, only: Iterable[StateType] | None = None
+) -> int:
+    """Move a flow run's unfinished task runs (or those in `only`) to `state_type`; returns how many."""
+    runs = TaskRun.objects.filter(flow_run_id=flow_run_id)
+    if only is not None:
+        runs = runs.filter(state_type__in=[t.value for t in only])
+    else:
+        runs = runs.exclude(state_type__in=[t.value for t in TERMINAL_TYPES])
+    open_ids = runs.values_list("id", flat=True)
     for task_run_id in list(open_ids):
         task_run_set_state(task_run_id=task_run_id, state=State(type=state_type, message=message), force=True)
     return len(open_ids)

@@ -68,7 +68,7 @@ def flow_return_state(value: Any, unobserved: list[State], *, persist: bool | No
             leaf = leaf.final_state()
         if isinstance(leaf, State):
             found.append(leaf)
-            return leaf.result(raise_on_failure=False)
+            return leaf.result(raise_on_failure=False) if leaf.is_final() else leaf  # NotReady has no result
         return leaf
 
     data = visit(value, to_result)

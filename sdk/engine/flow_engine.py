@@ -19,6 +19,7 @@ from sdk.engine.parameters import validate
 from sdk.engine.propose import propose, propose_now
 from sdk.exceptions import Abort, FlowRunTimeoutError, ParameterTypeError, TerminationSignal
 from sdk.logging import flow_run_logger, get_logger
+from sdk.settings import get_settings
 from sdk.states import Crashed, Failed, Pending, Running, State
 
 if TYPE_CHECKING:
@@ -57,8 +58,9 @@ class FlowRunEngine:
         flow = self.flow
         return FlowRunContext(
             client=self.client, flow=flow, flow_run=self.run, task_runner=flow.task_runner.duplicate(),
-            result_storage=flow.result_storage, persist_result=flow.persist_result,
-            log_prints=bool(flow.log_prints),
+            result_storage=flow.result_storage or (self.parent.result_storage if self.parent else None),
+            persist_result=flow.persist_result if flow.persist_result is not None else (self.parent.persist_result if self.parent else None),
+            log_prints=flow.log_prints if flow.log_prints is not None else bool(self.parent and self.parent.log_prints),
         )  # fmt: skip
 
     @property
@@ -66,6 +68,17 @@ class FlowRunEngine:
         return flow_run_logger(self.context)
 
     def steps(self) -> Steps:
+        """Orchestrate the run; whatever interrupts the engine, the run ends recorded, never Running."""
+        try:
+            return (yield from self._orchestrate())
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            if not getattr(self, "_crash_recorded", False):
+                self._crash(exc)
+            raise
+
+    def _orchestrate(self) -> Steps:
         try:
             parameters = self._validated()
         except ParameterTypeError as exc:
@@ -113,23 +126,40 @@ class FlowRunEngine:
         return outcome
 
     def _crash(self, exc: BaseException) -> None:
+        self._crash_recorded = True
         if isinstance(exc, TerminationSignal):
             message = "Execution was aborted by a termination signal."
         elif isinstance(exc, KeyboardInterrupt):
             message = "Execution was aborted by an interrupt signal."
         else:
             message = f"Execution was interrupted: {type(exc).__name__}: {exc}"
-        self.state = propose_now(self.client, Crashed(message=message, data=exc), flow_run_id=self.run.id)
+        try:
+            self.state = propose_now(self.client, Crashed(message=message, data=exc), flow_run_id=self.run.id)
+        except Exception:  # recording failed: say so, and let the original exception go on
+            self.logger.exception("could not record the crash of this flow run")
+            return
         self.logger.error(f"Crashed: {message}")
         run_hooks(self.flow, self.run, self.state, self.logger)
 
     def _final_state(self, outcome: Outcome) -> State:
         flow = self.flow
-        if outcome.error is not None:
-            self.logger.error("Encountered exception during execution:", exc_info=outcome.error)
-            return exception_state(outcome.error, kind="Flow", storage=flow.result_storage)
-        unobserved = [f.final_state() for f in self.context.futures if not f.observed]
-        return flow_return_state(outcome.value, unobserved, persist=flow.persist_result, storage=flow.result_storage)
+        if outcome.error is None:
+            unobserved = [f.final_state() for f in self.context.futures if not f.observed]
+            try:
+                return flow_return_state(outcome.value, unobserved, persist=self._persist(), storage=flow.result_storage)
+            except Exception as exc:  # e.g. persist_result=True and the value cannot be stored
+                self.logger.error("The flow run's result could not be recorded:", exc_info=exc)
+                return exception_state(exc, kind="Flow", storage=flow.result_storage)
+        self.logger.error("Encountered exception during execution:", exc_info=outcome.error)
+        return exception_state(outcome.error, kind="Flow", storage=flow.result_storage)
+
+    def _persist(self) -> bool | None:
+        """The flow's persist_result, else its parent's, else RUNWAY_PERSIST_RESULTS (None: best effort)."""
+        if self.flow.persist_result is not None:
+            return self.flow.persist_result
+        if self.parent is not None and self.parent.persist_result is not None:
+            return self.parent.persist_result
+        return None if get_settings().persist_results else False
 
     def _propose(self, state: State) -> Steps:
         return (yield from propose(self.client, state, flow_run_id=self.run.id))

@@ -16,7 +16,9 @@ from sdk.engine.hooks import run_hooks
 from sdk.engine.hosts import process_fields
 from sdk.engine.propose import propose, propose_now
 from sdk.exceptions import Abort, TaskRunTimeoutError, UpstreamTaskError
+from sdk.filesystems import LocalFileSystem
 from sdk.logging import flow_run_logger, task_run_logger
+from sdk.settings import get_settings
 from sdk.states import Cancelled, Crashed, Pending, Running, State
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ class TaskRunEngine:
         self.flow_ctx, self.wait_for = flow_ctx, wait_for
         self.run: RunInfo | None = None
         self.state: State | None = None
+        self.created = False
 
     # --- 1. create ---------------------------------------------------------------
     def prepare(self) -> None:
@@ -73,11 +76,19 @@ class TaskRunEngine:
 
     # --- 2 to 5 --------------------------------------------------------------------
     def steps(self) -> Steps:
+        """Orchestrate the run; whatever interrupts the engine, the run ends recorded, never Running."""
+        try:
+            return (yield from self._orchestrate())
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self._record_crash(exc, "the task run's engine was interrupted")
+            raise
+
+    def _orchestrate(self) -> Steps:
         try:
             parameters = inputs.resolve(self.parameters, self.wait_for)
         except UpstreamTaskError as exc:
-            if not self.created:
-                self.create()
             return (yield from self._finish_with(Pending(message=str(exc), name="NotReady"), force=True))
         try:
             cache_key = self._cache_key(parameters)
@@ -104,10 +115,23 @@ class TaskRunEngine:
         try:
             outcome: Outcome = yield call
         except BaseException as exc:  # the process is being interrupted: record it, let it go on
-            message = f"Execution was interrupted: {type(exc).__name__}"
-            propose_now(self.client, Crashed(message=message, data=exc), task_run_id=self.run.id)
+            self._record_crash(exc, "execution was interrupted")
             raise
         return outcome
+
+    def _record_crash(self, exc: BaseException, why: str) -> None:
+        """Propose Crashed once, naming the cause; a failure to record it must not hide `exc`."""
+        if getattr(self, "_crash_recorded", False) or self.run is None:
+            return
+        self._crash_recorded = True
+        if not self.created:
+            return  # nothing stored yet: there is no run to leave behind
+        message = f"Crashed: {why}: {type(exc).__name__}: {exc}".rstrip(": ")
+        try:
+            self.state = propose_now(self.client, Crashed(message=message, data=exc), task_run_id=self.run.id)
+            self.logger.error(message)
+        except Exception:
+            self.logger.exception("could not record the crash of this task run")
 
     def _start(self, cache_key: str | None) -> Steps:
         running = Running()
@@ -128,16 +152,32 @@ class TaskRunEngine:
         if outcome.error is None:
             if isinstance(outcome.value, State):
                 return outcome.value
-            state = completed_state(outcome.value, persist=task.persist_result, storage=task.result_storage)
+            try:
+                state = completed_state(outcome.value, persist=self._persist(), storage=self._storage())
+            except Exception as exc:  # persist_result=True and the value cannot be stored
+                self.logger.error("The result could not be persisted:", exc_info=exc)
+                return exception_state(exc, kind="Task", storage=self._storage())
             state.details.cache_key = cache_key
             if cache_key and task.cache_expiration is not None:
                 state.details.cache_expiration = datetime.now(timezone.utc) + task.cache_expiration
             return state
         exc = outcome.error
         self.logger.error("Encountered exception during execution:", exc_info=exc)
-        state = exception_state(exc, kind="Task", storage=task.result_storage)
+        state = exception_state(exc, kind="Task", storage=self._storage())
         state.details.retriable = self._retriable(state)
         return state
+
+    def _persist(self) -> bool | None:
+        """The task's persist_result, else its flow's, else RUNWAY_PERSIST_RESULTS (None: best effort)."""
+        if self.task.persist_result is not None:
+            return self.task.persist_result
+        if self.flow_ctx is not None and self.flow_ctx.persist_result is not None:
+            return self.flow_ctx.persist_result
+        return None if get_settings().persist_results else False
+
+    def _storage(self) -> LocalFileSystem | None:
+        """The task's result storage, else its flow's."""
+        return self.task.result_storage or (self.flow_ctx.result_storage if self.flow_ctx else None)
 
     def _retriable(self, state: State) -> bool:
         condition = self.task.retry_condition_fn
@@ -162,6 +202,8 @@ class TaskRunEngine:
         return (yield from propose(self.client, state, task_run_id=self.run.id, force=force))
 
     def _finish_with(self, state: State, force: bool) -> Steps:
+        if not self.created:
+            self.create()
         self.state = yield from self._propose(state, force=force)
         self._log_final()
         return self.state

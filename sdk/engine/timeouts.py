@@ -43,10 +43,14 @@ def _alarm(seconds: float, marker: type[_Expired]) -> Iterator[None]:
     outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
     outer_deadline = time.monotonic() + outer_left if outer_left else None
 
+    outer_fired = False
+
     def on_alarm(signum, frame):
+        nonlocal outer_fired
         if time.monotonic() >= deadline - 0.0005:
             raise marker()
-        if callable(outer_handler):  # an enclosing timeout expired first
+        if callable(outer_handler):  # an enclosing timeout expired first: its exception is on its way
+            outer_fired = True
             outer_handler(signum, frame)
 
     signal.signal(signal.SIGALRM, on_alarm)
@@ -56,7 +60,7 @@ def _alarm(seconds: float, marker: type[_Expired]) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, outer_handler)
-        if outer_deadline is not None:
+        if outer_deadline is not None and not outer_fired:  # re-arming a fired one would raise it twice
             signal.setitimer(signal.ITIMER_REAL, max(outer_deadline - time.monotonic(), 1e-4))
 
 

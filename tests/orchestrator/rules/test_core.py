@@ -693,6 +693,43 @@ class TestCacheInsertion:
         assert not TaskCacheEntry.objects.filter(cache_key=key).exists()
 
 
+class TestCrashTaskRunsLeftRunning:
+    @pytest.fixture
+    def running_and_pending(self, make_flow_run, make_task_run):
+        def make(**policy):
+            flow_run = make_flow_run(S.PENDING, S.RUNNING, **policy)
+            running = make_task_run(S.PENDING, S.RUNNING, flow_run=flow_run)
+            pending = make_task_run(S.PENDING, flow_run=flow_run)
+            return flow_run, running, pending
+
+        return make
+
+    @pytest.mark.parametrize("final", [S.COMPLETED, S.FAILED])
+    def test_a_flow_run_ending_with_a_task_run_still_running_crashes_that_task_run(self, running_and_pending, final):
+        flow_run, running, pending = running_and_pending()
+
+        answer = propose(flow_run, final)
+
+        assert (answer.status, answer.state.type) == (ACCEPT, final)
+        task_run = fresh(running)
+        assert task_run.state_type == S.CRASHED
+        assert task_run.state.message == (
+            f"Flow run {flow_run.name!r} ended {final.value.title()} while this task run was Running: "
+            "its engine was interrupted"
+        )
+        assert fresh(pending).state_type == S.PENDING
+
+    def test_a_flow_run_about_to_retry_keeps_its_running_task_runs(self, running_and_pending):
+        flow_run, running, _ = running_and_pending(retries=1)
+        fresh_run = fresh(flow_run)
+        assert fresh_run.run_count == 1
+
+        answer = propose(flow_run, S.FAILED)
+
+        assert (answer.status, answer.state.name) == (REJECT, "AwaitingRetry")
+        assert fresh(running).state_type == S.RUNNING
+
+
 class TestFinishUnfinishedTaskRuns:
     @pytest.fixture
     def flow_run_with_tasks(self, make_flow_run, make_task_run):
@@ -763,13 +800,14 @@ class TestFinishUnfinishedTaskRuns:
         assert self._states(tasks)["awaiting"] == (S.CRASHED, said)
         assert fresh(tasks["completed"]).state_type == S.COMPLETED
 
-    def test_a_failed_flow_run_leaves_its_task_runs_as_they_are(self, flow_run_with_tasks):
+    def test_a_failed_flow_run_leaves_its_task_runs_that_are_not_running_as_they_are(self, flow_run_with_tasks):
         flow_run, tasks = flow_run_with_tasks()
 
         propose(flow_run, S.FAILED)
 
         assert fresh(tasks["awaiting"]).state_type == S.SCHEDULED
-        assert rows(tasks["running"]) == 2
+        assert fresh(tasks["pending"]).state_type == S.PENDING
+        assert fresh(tasks["paused"]).state_type == S.PAUSED
 
     def test_a_cancelling_flow_run_leaves_its_task_runs_to_its_process(self, flow_run_with_tasks):
         flow_run, tasks = flow_run_with_tasks()

@@ -1,0 +1,90 @@
+"""Whatever goes wrong around the user's code, a run ends in a recorded state, never Running."""
+from __future__ import annotations
+
+import threading
+import time
+
+from orchestrator.runs.models import TaskRun
+from sdk import flow, task
+from tests.sdk.conftest import latest_flow_run
+
+
+@task
+def boom():
+    raise ValueError("upstream failed")
+
+
+@task
+def after():
+    return 1
+
+
+def test_a_flow_returning_a_not_ready_future_fails_instead_of_staying_running(unique_name):
+    @flow(name=unique_name)
+    def pipeline():
+        first = boom.submit()
+        return [after.submit(wait_for=[first])]
+
+    state = pipeline(return_state=True)
+    assert state.is_failed()
+    run = latest_flow_run(pipeline)
+    assert run.state_type == "FAILED"
+    assert not run.task_runs.filter(state_type="RUNNING").exists()
+
+
+def test_a_result_that_cannot_be_persisted_fails_the_task_and_the_flow(unique_name):
+    @task(persist_result=True)
+    def unpicklable():
+        return threading.Lock()
+
+    @flow(name=unique_name)
+    def pipeline():
+        return unpicklable.submit().wait().type.value
+
+    assert pipeline() == "FAILED"
+    task_run = latest_flow_run(pipeline).task_runs.get()
+    assert task_run.state_type == "FAILED" and "cannot pickle" in task_run.state.message
+
+
+def test_a_flow_persisting_an_unpicklable_result_ends_failed(unique_name):
+    @flow(name=unique_name, persist_result=True)
+    def pipeline():
+        return threading.Lock()
+
+    assert pipeline(return_state=True).is_failed()
+    assert latest_flow_run(pipeline).state_type == "FAILED"
+
+
+def test_a_flow_timeout_inside_a_task_with_its_own_timeout_leaves_no_task_running(unique_name):
+    @task(timeout_seconds=5)
+    def slow():
+        time.sleep(3)
+
+    @flow(name=unique_name, timeout_seconds=0.5)
+    def pipeline():
+        return slow()
+
+    state = pipeline(return_state=True)
+    assert state.name == "TimedOut"
+    run = latest_flow_run(pipeline)
+    assert run.state_name == "TimedOut"
+    assert run.task_runs.get().state_type == "CRASHED"
+
+
+def test_a_flow_timeout_during_many_quick_tasks_leaves_none_running(unique_name):
+    @task
+    def quick(i: int) -> int:
+        return i
+
+    @flow(name=unique_name, timeout_seconds=0.5)
+    def pipeline():
+        i = 0
+        while True:
+            quick(i)
+            i += 1
+
+    for _ in range(3):
+        assert pipeline(return_state=True).name == "TimedOut"
+    runs = TaskRun.objects.filter(flow_run__flow__name=unique_name)
+    assert runs.count() > 10
+    assert not runs.exclude(state_type__in=["COMPLETED", "CRASHED"]).exists()
