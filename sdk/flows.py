@@ -7,6 +7,7 @@ from functools import update_wrapper
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from sdk.engine.parameters import bind
+from sdk.engine.timeouts import shielded
 from sdk.filesystems import LocalFileSystem
 from sdk.task_runners import BaseTaskRunner, ConcurrentTaskRunner
 from sdk.tasks import _non_negative, _non_negative_int, _positive
@@ -80,7 +81,8 @@ class Flow(Generic[P, R]):
         return_state = kwargs.pop("return_state", False)
         from sdk.engine.calls import call_flow
 
-        return call_flow(self, bind(self.fn, args, kwargs), return_state=return_state)
+        with shielded():
+            return call_flow(self, bind(self.fn, args, kwargs), return_state=return_state)
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"

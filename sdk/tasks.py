@@ -13,6 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from sdk.annotations import unmapped
 from sdk.context import TaskRunContext
 from sdk.engine.parameters import bind
+from sdk.engine.timeouts import shielded
 from sdk.exceptions import MappingLengthMismatch
 from sdk.filesystems import LocalFileSystem
 
@@ -96,13 +97,15 @@ class Task(Generic[P, R]):
         wait_for = kwargs.pop("wait_for", None)
         from sdk.engine.calls import call_task
 
-        return call_task(self, bind(self.fn, args, kwargs), wait_for=wait_for, return_state=return_state)
+        with shielded():
+            return call_task(self, bind(self.fn, args, kwargs), wait_for=wait_for, return_state=return_state)
 
     def submit(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> Any:
         """Hand a run of this task to the flow's task runner; returns a future (or, with return_state, the final state)."""
         from sdk.engine.calls import submit_task
 
-        future = submit_task(self, bind(self.fn, args, kwargs), wait_for=wait_for)
+        with shielded():
+            future = submit_task(self, bind(self.fn, args, kwargs), wait_for=wait_for)
         return future.wait() if return_state else future
 
     def map(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> list[Any]:

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from orchestrator.schemas import OrchestrationResult, State
 from sdk.client.base import OrchestrationClient
+from sdk.engine.timeouts import shielded
 
 T = TypeVar("T")
 _STOP = object()
@@ -30,7 +31,6 @@ class InProcessClient(OrchestrationClient):
     def __init__(self) -> None:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._flow_ids: dict[str, UUID] = {}
-        self._replies = threading.local()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="runway-orchestrator", daemon=True)
         self._ready: Future = Future()
@@ -65,18 +65,18 @@ class InProcessClient(OrchestrationClient):
     def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
         """Run `fn` on the orchestrator thread and wait for it.
 
-        Each calling thread has its own reply queue: a C-level SimpleQueue hand-off
-        costs a fraction of a concurrent.futures.Future's condition locks.
+        A C-level SimpleQueue hand-off costs a fraction of a concurrent.futures.Future's
+        condition locks.
         """
         current = threading.current_thread()
         if current is self._thread:
             return fn(**kwargs)
         if current is threading.main_thread() and not _loop_running():
-            with self._lock:  # inline: a hand-off costs two thread wake-ups, a third of a call
+            with shielded(), self._lock:  # inline: a hand-off costs two thread wake-ups, a third of a call
                 return fn(**kwargs)
-        reply = getattr(self._replies, "queue", None)
-        if reply is None:
-            reply = self._replies.queue = queue.SimpleQueue()
+        # A reply queue per call: if the wait below is interrupted (a task timeout injected into
+        # this thread), the late reply must not be read as the answer to this thread's next call.
+        reply: queue.SimpleQueue = queue.SimpleQueue()
         self._requests.put((reply, fn, kwargs))
         ok, value = reply.get()
         if not ok:

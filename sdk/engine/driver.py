@@ -18,7 +18,7 @@ from typing import Any
 
 from sdk import context as run_context
 from sdk.engine import prints
-from sdk.engine.timeouts import sync_timeout
+from sdk.engine.timeouts import exposed, sync_timeout
 
 
 @dataclass
@@ -117,7 +117,7 @@ def _call_sync(call: Call) -> Outcome:
         return _run_coroutine(_call_async(call))
     with _entered(call):
         try:
-            with sync_timeout(call.timeout, call.timeout_error):
+            with sync_timeout(call.timeout, call.timeout_error), exposed():
                 return Outcome(value=call.fn(*call.args, **call.kwargs))
         except Exception as exc:
             return Outcome(error=exc)

@@ -4,6 +4,8 @@ In the main thread a SIGALRM timer raises inside the code, even in a blocking
 call such as time.sleep; nested timeouts share the one timer. In other threads
 (task runner workers) the exception is injected into the thread and surfaces
 at its next Python instruction: code blocked in C is interrupted when it returns.
+Either way the exception is raised only where the user's code runs, never in
+the middle of Runway's own (see `shielded`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,81 @@ class _Expired(BaseException):
     """Raised into the timed code; a BaseException so `except Exception` in user code cannot swallow it."""
 
 
+# --- where an expiry may be raised ------------------------------------------------------
+# An exception raised at an arbitrary instruction of Runway's own code can leave a lock
+# taken (logging's module lock, say) or a database transaction half-closed. So Runway's
+# code runs `shielded`: an expiry arriving then is held, and raised at the next point
+# where the user's code runs (`exposed`) or when the shield ends.
+
+_depth: dict[int, int] = {}  # thread id -> shield depth
+_pending: dict[int, type[_Expired]] = {}  # thread id -> expiry held back
+_open: dict[int, set[type[_Expired]]] = {}  # thread id -> timeout scopes still open
+_state_lock = threading.Lock()
+
+
+class shielded:
+    """Hold expiries while Runway's own code runs in this thread."""
+
+    def __enter__(self) -> None:
+        thread = threading.get_ident()
+        _depth[thread] = _depth.get(thread, 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        thread = threading.get_ident()
+        depth = _depth.get(thread, 1) - 1
+        if depth:
+            _depth[thread] = depth
+        else:
+            _depth.pop(thread, None)
+            _deliver(thread)
+
+
+class exposed:
+    """Let expiries through while the user's code runs, even inside a shield."""
+
+    def __enter__(self) -> None:
+        thread = threading.get_ident()
+        self.saved = _depth.pop(thread, 0)
+        _deliver(thread)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved:
+            _depth[threading.get_ident()] = self.saved
+
+
+def _deliver(thread: int) -> None:
+    with _state_lock:
+        marker = _pending.pop(thread, None)
+        still_open = marker is not None and marker in _open.get(thread, ())
+    if still_open:
+        raise marker()
+
+
+def _hold(thread: int, marker: type[_Expired]) -> bool:
+    """Keep `marker` for later if `thread` is in Runway's code; True if held."""
+    with _state_lock:
+        if not _depth.get(thread):
+            return False
+        _pending.setdefault(thread, marker)
+        return True
+
+
+@contextmanager
+def _scope_open(marker: type[_Expired]) -> Iterator[None]:
+    thread = threading.get_ident()
+    with _state_lock:
+        _open.setdefault(thread, set()).add(marker)
+    try:
+        yield
+    finally:
+        with _state_lock:
+            _open[thread].discard(marker)
+            if not _open[thread]:
+                del _open[thread]
+            if _pending.get(thread) is marker:
+                del _pending[thread]
+
+
 @contextmanager
 def sync_timeout(seconds: float | None, error: Callable[[], TimeoutError] = TimeoutError) -> Iterator[None]:
     """Raise `error()` if the block runs longer than `seconds` (None: no limit)."""
@@ -30,7 +107,7 @@ def sync_timeout(seconds: float | None, error: Callable[[], TimeoutError] = Time
     guard = _alarm if main and hasattr(signal, "setitimer") else _injected
     marker = type("TimeoutExpired", (_Expired,), {})
     try:
-        with guard(seconds, marker):
+        with _scope_open(marker), guard(seconds, marker):
             yield
     except marker:
         raise error() from None
@@ -47,11 +124,13 @@ def _alarm(seconds: float, marker: type[_Expired]) -> Iterator[None]:
 
     def on_alarm(signum, frame):
         nonlocal outer_fired
-        if time.monotonic() >= deadline - 0.0005:
+        if time.monotonic() < deadline - 0.0005:
+            if callable(outer_handler):  # an enclosing timeout expired first: its exception is on its way
+                outer_fired = True
+                outer_handler(signum, frame)
+            return
+        if not _hold(threading.get_ident(), marker):
             raise marker()
-        if callable(outer_handler):  # an enclosing timeout expired first: its exception is on its way
-            outer_fired = True
-            outer_handler(signum, frame)
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left or math.inf))
@@ -72,7 +151,7 @@ def _injected(seconds: float, marker: type[_Expired]) -> Iterator[None]:
 
     def fire() -> None:
         with lock:
-            if not flags["done"]:
+            if not flags["done"] and not _hold(thread_id, marker):
                 flags["fired"] = True
                 _set_async_exc(thread_id, marker)
 

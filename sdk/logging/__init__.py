@@ -51,6 +51,13 @@ class RunLoggerAdapter(logging.LoggerAdapter):
         kwargs["extra"] = {**self.extra, **(kwargs.get("extra") or {})}
         return msg, kwargs
 
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Logging takes locks: a timeout must not interrupt it half-way (see sdk.engine.timeouts)."""
+        from sdk.engine.timeouts import shielded
+
+        with shielded():
+            super().log(level, msg, *args, **kwargs)
+
 
 def get_run_logger(context: Any = None, **extra: Any) -> logging.LoggerAdapter:
     """The logger of the current task run, or else flow run; raises MissingContextError outside both."""
