@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sdk.states import State
@@ -13,8 +14,14 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
+_sync_body: contextvars.ContextVar[bool] = contextvars.ContextVar("runway_sync_body", default=False)
+
+
 def in_async_context() -> bool:
-    """True when called from code running on an event loop in this thread (Prefect's sync/async rule)."""
+    """True when called from async code: an event loop runs in this thread and the code being run is
+    not the body of a synchronous flow or task (a sync subflow of an async flow gets plain values)."""
+    if _sync_body.get():
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:

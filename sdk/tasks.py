@@ -119,7 +119,10 @@ class Task(Generic[P, R]):
 
 
 def _mapped_parameters(fn: Callable, args: tuple, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    parameters = bind(fn, args, kwargs)
+    from sdk.futures import RunwayFuture
+
+    # A future is mapped over its result, as in Prefect 2 (unmapped(future) is passed whole).
+    parameters = {k: v.result() if isinstance(v, RunwayFuture) else v for k, v in bind(fn, args, kwargs).items()}
     iterables = {k: list(v) for k, v in parameters.items() if _is_mappable(v)}
     lengths = {len(v) for v in iterables.values()}
     if len(lengths) > 1:

@@ -11,15 +11,15 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from sdk.client import get_client
-from sdk.context import FlowRunContext
-from sdk.engine.driver import run_async, run_sync
+from sdk.context import FlowRunContext, TaskRunContext
+from sdk.engine.driver import run_async, run_coroutine, run_sync
 from sdk.engine.flow_engine import FlowRunEngine
 from sdk.engine.task_engine import TaskRunEngine
 from sdk.futures import RunwayFuture, in_async_context
 from sdk.logging import flow_run_logger
 from sdk.logging.handlers import flush_logs
 from sdk.states import State
-from sdk.task_runners import ConcurrentTaskRunner
+from sdk.task_runners import BaseTaskRunner, ConcurrentTaskRunner, SequentialTaskRunner
 
 if TYPE_CHECKING:
     from sdk.flows import Flow
@@ -36,14 +36,19 @@ def call_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | N
             engine.prepare()
             return _answer(await run_async(engine.steps()), return_state)
 
-        return run() if in_async_context() or flow_ctx is None else asyncio.run(run())
+        return run() if in_async_context() or flow_ctx is None else run_coroutine(run())
     engine.prepare()
     return _answer(run_sync(engine.steps()), return_state)
 
 
 def submit_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | None) -> RunwayFuture:
     flow_ctx = FlowRunContext.get()
-    runner = flow_ctx.task_runner if flow_ctx else _runner_outside_flows
+    if TaskRunContext.get() is not None:
+        # Submitted from inside a task: run it here and now. Queued in the flow's pool
+        # behind the very tasks waiting on it, it could deadlock the pool.
+        runner: BaseTaskRunner = SequentialTaskRunner()
+    else:
+        runner = flow_ctx.task_runner if flow_ctx else _runner_outside_flows
     engine = TaskRunEngine(task, parameters, client=get_client(), flow_ctx=flow_ctx, wait_for=wait_for)
     engine.prepare()
     engine.create()
@@ -64,7 +69,7 @@ def call_flow(flow: Flow, parameters: dict[str, Any], *, return_state: bool) -> 
             state = await run_async(engine.steps())
             return _answer(state, return_state, flush=parent is None)
 
-        return run() if in_async_context() or parent is None else asyncio.run(run())
+        return run() if in_async_context() or parent is None else run_coroutine(run())
     engine.create()
     return _answer(run_sync(engine.steps()), return_state, flush=parent is None)
 

@@ -19,6 +19,7 @@ from typing import Any
 from sdk import context as run_context
 from sdk.engine import prints
 from sdk.engine.timeouts import exposed, sync_timeout
+from sdk.futures import _sync_body
 
 
 @dataclass
@@ -114,16 +115,20 @@ def _throw(steps: Steps, exc: BaseException) -> None:
 
 def _call_sync(call: Call) -> Outcome:
     if inspect.iscoroutinefunction(call.fn):
-        return _run_coroutine(_call_async(call))
-    with _entered(call):
-        try:
-            with sync_timeout(call.timeout, call.timeout_error), exposed():
-                return Outcome(value=call.fn(*call.args, **call.kwargs))
-        except Exception as exc:
-            return Outcome(error=exc)
+        return run_coroutine(_call_async(call))
+    token = _sync_body.set(True)
+    try:
+        with _entered(call):
+            try:
+                with sync_timeout(call.timeout, call.timeout_error), exposed():
+                    return Outcome(value=call.fn(*call.args, **call.kwargs))
+            except Exception as exc:
+                return Outcome(error=exc)
+    finally:
+        _sync_body.reset(token)
 
 
-def _run_coroutine(coroutine: Any) -> Any:
+def run_coroutine(coroutine: Any) -> Any:
     """Run a coroutine to completion from sync code, on a new loop (in a new thread if one is running here)."""
     try:
         asyncio.get_running_loop()
@@ -137,16 +142,20 @@ def _run_coroutine(coroutine: Any) -> Any:
 async def _call_async(call: Call) -> Outcome:
     if not inspect.iscoroutinefunction(call.fn):
         return await asyncio.to_thread(_call_sync, call)
-    with _entered(call):
-        scope = asyncio.timeout(call.timeout)
-        try:
-            async with scope:
-                value = await call.fn(*call.args, **call.kwargs)
-            return Outcome(value=value)
-        except TimeoutError as exc:
-            return Outcome(error=call.timeout_error() if scope.expired() else exc)
-        except Exception as exc:
-            return Outcome(error=exc)
+    token = _sync_body.set(False)  # code awaited here is async code, even inside a sync run
+    try:
+        with _entered(call):
+            scope = asyncio.timeout(call.timeout)
+            try:
+                async with scope:
+                    value = await call.fn(*call.args, **call.kwargs)
+                return Outcome(value=value)
+            except TimeoutError as exc:
+                return Outcome(error=call.timeout_error() if scope.expired() else exc)
+            except Exception as exc:
+                return Outcome(error=exc)
+    finally:
+        _sync_body.reset(token)
 
 
 class _entered:

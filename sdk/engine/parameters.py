@@ -30,15 +30,19 @@ def call_arguments(fn: Callable[..., Any], parameters: dict[str, Any]) -> tuple[
     """Positional and keyword arguments that call `fn` with `parameters`."""
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
-    for name, param in signature_of(fn).parameters.items():
+    signature = signature_of(fn).parameters
+    star = next((n for n, p in signature.items() if p.kind is p.VAR_POSITIONAL), None)
+    positional = bool(star and parameters.get(star))  # extra positionals: everything before *args goes by position
+    for name, param in signature.items():
         if name not in parameters:
             continue
         value = parameters[name]
         if param.kind is param.VAR_POSITIONAL:
             args.extend(value)
+            positional = False
         elif param.kind is param.VAR_KEYWORD:
             kwargs.update(value)
-        elif param.kind is param.POSITIONAL_ONLY:
+        elif param.kind is param.POSITIONAL_ONLY or positional:
             args.append(value)
         else:
             kwargs[name] = value
