@@ -1,6 +1,7 @@
 """`@task`: a function whose calls become orchestrated, retried, cached and logged task runs."""
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import inspect
@@ -16,6 +17,7 @@ from sdk.engine.parameters import bind
 from sdk.engine.timeouts import shielded
 from sdk.exceptions import MappingLengthMismatch
 from sdk.filesystems import LocalFileSystem
+from sdk.futures import in_async_context
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -112,10 +114,22 @@ class Task(Generic[P, R]):
         """Submit one run per element of the iterable arguments; `unmapped(x)` and non-iterables are passed to every run."""
         calls = _mapped_parameters(self.fn, args, kwargs)
         futures = [self.submit(return_state=False, wait_for=wait_for, **params) for params in calls]
-        return [f.wait() for f in futures] if return_state else futures
+        if not return_state:
+            return MappedFutures(futures)
+        if in_async_context():  # Prefect 2: `await task.map(..., return_state=True)`
+            return asyncio.gather(*[f.wait() for f in futures])
+        return [f.wait() for f in futures]
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"
+
+
+class MappedFutures(list):
+    """The futures of a `.map()`: a list, which async flows may also `await`, as in Prefect 2."""
+
+    def __await__(self):
+        yield from asyncio.sleep(0).__await__()
+        return list(self)
 
 
 def _mapped_parameters(fn: Callable, args: tuple, kwargs: dict[str, Any]) -> list[dict[str, Any]]:

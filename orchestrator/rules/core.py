@@ -46,13 +46,26 @@ class PreventDuplicateTransitions(Rule):
 
 
 class RejectIllegalTransitions(Rule):
-    """Only transitions in the legal table are considered; anything else leaves the run where it is."""
+    """Only transitions in the legal table are considered; anything else leaves the run where it is.
+
+    One exception: a task run Completed without a persisted result may run again
+    (Pending or Running), since a retried flow run could not reuse its result.
+    """
 
     def before_transition(self, ctx: OrchestrationContext) -> None:
         table = FLOW_TRANSITIONS if ctx.kind == "flow" else TASK_TRANSITIONS
-        if ctx.proposed.type not in table[ctx.initial_type]:
+        if ctx.proposed.type not in table[ctx.initial_type] and not _rerun_of_unpersisted_result(ctx):
             source = ctx.initial.name if ctx.initial else "no state"
             ctx.reject(None, f"a {ctx.kind} run cannot go from {source} to {ctx.proposed.name}")
+
+
+def _rerun_of_unpersisted_result(ctx: OrchestrationContext) -> bool:
+    return (
+        ctx.kind == "task"
+        and ctx.initial_type == S.COMPLETED
+        and (ctx.initial.result or {}).get("type") == "unpersisted"
+        and ctx.proposed.type in (S.PENDING, S.RUNNING)
+    )
 
 
 class CacheRetrieval(Rule):

@@ -23,6 +23,8 @@ def visit(value: Any, leaf: Callable[[Any], Any]) -> Any:
         return value
     if type(value) in _COLLECTIONS:
         return type(value)(visit(item, leaf) for item in value)
+    if isinstance(value, list):  # list subclasses, such as the futures .map() returns, become lists
+        return [visit(item, leaf) for item in value]
     if type(value) is dict:
         return {key: visit(item, leaf) for key, item in value.items()}
     return leaf(value)

@@ -66,3 +66,35 @@ def test_map_over_a_future_maps_over_its_result():
         return [f.result() for f in plus_one.map(numbers.submit())]
 
     assert pipeline() == [2, 3, 4]
+
+
+def test_map_can_be_awaited_in_an_async_flow():
+    @flow
+    async def pipeline():
+        futures = await async_double.map([1, 2])
+        states = await async_double.map([3], return_state=True)
+        return [await f.result() for f in futures], [s.result() for s in states]
+
+    assert asyncio.run(pipeline()) == ([2, 4], [6])
+
+
+def test_a_retried_flow_reruns_a_completed_task_whose_result_was_not_persisted():
+    calls = []
+
+    @task(persist_result=False)
+    def ephemeral() -> int:
+        calls.append(1)
+        return 7
+
+    attempts = []
+
+    @flow(retries=1)
+    def pipeline() -> int:
+        value = ephemeral()
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt fails after the task")
+        return value
+
+    assert pipeline() == 7
+    assert len(calls) == 2

@@ -220,3 +220,15 @@ def test_awaiting_submit_in_an_async_flow_gives_the_future():
         return await future.result()
 
     assert asyncio.run(pipeline()) == 8
+
+
+def test_the_futures_of_a_map_passed_whole_to_a_task_resolve_to_their_results():
+    @task
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    @flow
+    def pipeline():
+        return total.submit(add.map([1, 2], unmapped(1))).result()
+
+    assert pipeline() == 5

@@ -186,6 +186,26 @@ def _cache(make_task_run, key: str, value: object = 42, **details) -> State:
     return answer.state
 
 
+class TestCompletedWithoutPersistedResult:
+    def test_a_task_run_completed_without_a_persisted_result_may_run_again(self, make_task_run):
+        task_run = make_task_run(S.PENDING, S.RUNNING)
+        propose(task_run, State(S.COMPLETED, result={"type": "unpersisted"}))
+
+        answer = propose(task_run, S.RUNNING)
+
+        assert (answer.status, answer.state.type, answer.state.name) == (ACCEPT, S.RUNNING, "Rerunning")
+        assert fresh(task_run).run_count == 1
+
+    def test_a_task_run_completed_with_a_persisted_result_keeps_it(self, make_task_run):
+        task_run = make_task_run(S.PENDING, S.RUNNING)
+        propose(task_run, State(S.COMPLETED, result={"type": "json", "value": 3}))
+
+        answer = propose(task_run, S.RUNNING)
+
+        assert (answer.status, answer.state.type) == (REJECT, S.COMPLETED)
+        assert answer.state.result == {"type": "json", "value": 3}
+
+
 class TestCacheRetrieval:
     def test_a_task_with_a_cached_result_is_rejected_to_that_result_named_cached(self, make_task_run):
         key = _key()
