@@ -5,7 +5,7 @@ result produced in this process is returned without a round trip to storage.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -54,7 +54,7 @@ class State:
     def to_schema(self) -> _SchemaState:
         return _SchemaState(
             type=self.type, name=self.name, message=self.message, timestamp=self.timestamp,
-            details=replace(self.details), result=self.result_ref, id=self.id,
+            details=self.details.copy(), result=self.result_ref, id=self.id,
         )  # fmt: skip
 
     def result(self, raise_on_failure: bool = True, fetch: bool = True) -> Any:

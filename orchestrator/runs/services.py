@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -220,7 +219,7 @@ def _set_state(kind: str, run_id: UUID, state: State, force: bool) -> Orchestrat
 
 def _fresh(state: State) -> State:
     """The proposal as the rules may change it, leaving the caller's object as it was."""
-    return state.copy(id=None, timestamp=None, details=replace(state.details))
+    return state.copy(id=None, timestamp=None, details=state.details.copy())
 
 
 def _context(run: store.RunRow, initial: State | None, proposed: State, kind: str) -> OrchestrationContext:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from sdk.engine.timeouts import shielded
 from sdk.exceptions import MissingContextError
 
 _configured = False
@@ -53,8 +54,6 @@ class RunLoggerAdapter(logging.LoggerAdapter):
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         """Logging takes locks: a timeout must not interrupt it half-way (see sdk.engine.timeouts)."""
-        from sdk.engine.timeouts import shielded
-
         with shielded():
             super().log(level, msg, *args, **kwargs)
 
