@@ -33,6 +33,7 @@ class FlowRunEngine:
                  parent: FlowRunContext | None) -> None:  # fmt: skip
         self.flow, self.parameters, self.client, self.parent = flow, parameters, client, parent
         self.state: State | None = None
+        self._crash_recorded = False
 
     def create(self) -> None:
         flow = self.flow
@@ -58,10 +59,16 @@ class FlowRunEngine:
         flow = self.flow
         return FlowRunContext(
             client=self.client, flow=flow, flow_run=self.run, task_runner=flow.task_runner.duplicate(),
-            result_storage=flow.result_storage or (self.parent.result_storage if self.parent else None),
-            persist_result=flow.persist_result if flow.persist_result is not None else (self.parent.persist_result if self.parent else None),
-            log_prints=flow.log_prints if flow.log_prints is not None else bool(self.parent and self.parent.log_prints),
+            result_storage=self._inherited("result_storage", flow.result_storage),
+            persist_result=self._inherited("persist_result", flow.persist_result),
+            log_prints=bool(self._inherited("log_prints", flow.log_prints)),
         )  # fmt: skip
+
+    def _inherited(self, option: str, own: Any) -> Any:
+        """A subflow's option left unset (None) takes its parent flow run's."""
+        if own is not None or self.parent is None:
+            return own
+        return getattr(self.parent, option)
 
     @property
     def logger(self) -> logging.LoggerAdapter:
@@ -74,7 +81,7 @@ class FlowRunEngine:
         except GeneratorExit:
             raise
         except BaseException as exc:
-            if not getattr(self, "_crash_recorded", False):
+            if not self._crash_recorded:
                 self._crash(exc)
             raise
 
@@ -142,23 +149,21 @@ class FlowRunEngine:
         run_hooks(self.flow, self.run, self.state, self.logger)
 
     def _final_state(self, outcome: Outcome) -> State:
-        flow = self.flow
+        storage = self.context.result_storage
         if outcome.error is None:
             unobserved = [f.final_state() for f in self.context.futures if not f.observed]
             try:
-                return flow_return_state(outcome.value, unobserved, persist=self._persist(), storage=flow.result_storage)
+                return flow_return_state(outcome.value, unobserved, persist=self._persist(), storage=storage)
             except Exception as exc:  # e.g. persist_result=True and the value cannot be stored
                 self.logger.error("The flow run's result could not be recorded:", exc_info=exc)
-                return exception_state(exc, kind="Flow", storage=flow.result_storage)
+                return exception_state(exc, kind="Flow", storage=storage)
         self.logger.error("Encountered exception during execution:", exc_info=outcome.error)
-        return exception_state(outcome.error, kind="Flow", storage=flow.result_storage)
+        return exception_state(outcome.error, kind="Flow", storage=storage)
 
     def _persist(self) -> bool | None:
-        """The flow's persist_result, else its parent's, else RUNWAY_PERSIST_RESULTS (None: best effort)."""
-        if self.flow.persist_result is not None:
-            return self.flow.persist_result
-        if self.parent is not None and self.parent.persist_result is not None:
-            return self.parent.persist_result
+        """persist_result as inherited, else RUNWAY_PERSIST_RESULTS (None: best effort)."""
+        if self.context.persist_result is not None:
+            return self.context.persist_result
         return None if get_settings().persist_results else False
 
     def _propose(self, state: State) -> Steps:

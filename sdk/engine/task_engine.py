@@ -35,6 +35,7 @@ class TaskRunEngine:
         self.run: RunInfo | None = None
         self.state: State | None = None
         self.created = False
+        self._crash_recorded = False
 
     # --- 1. create ---------------------------------------------------------------
     def prepare(self) -> None:
@@ -121,7 +122,7 @@ class TaskRunEngine:
 
     def _record_crash(self, exc: BaseException, why: str) -> None:
         """Propose Crashed once, naming the cause; a failure to record it must not hide `exc`."""
-        if getattr(self, "_crash_recorded", False) or self.run is None:
+        if self._crash_recorded or self.run is None:
             return
         self._crash_recorded = True
         if not self.created:
