@@ -138,3 +138,25 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print(line(row))
+
+
+def noop_workload():
+    """The measured workload, one definition for every benchmark: (noop task, direct flow, submit flow).
+
+    Imports the SDK when called, after the child process set its RUNWAY_HOME.
+    """
+    from sdk import flow, task
+
+    @task
+    def noop(i):
+        return i
+
+    @flow
+    def direct_flow(n: int) -> int:
+        return sum([noop(i) for i in range(n)])
+
+    @flow
+    def submit_flow(n: int) -> int:
+        return sum(f.result() for f in noop.map(range(n)))
+
+    return noop, direct_flow, submit_flow

@@ -54,6 +54,7 @@ from _common import (  # noqa: E402
     fmt_s,
     fresh_home,
     maxrss_kib,
+    noop_workload,
     print_table,
     rss_now_kib,
     run_child,
@@ -71,7 +72,6 @@ def child(n: int, mode: str, use_tracemalloc: bool) -> dict:
     import coolname  # noqa: F401  (imported lazily by the first flow run; keep it out of the timing)
     import pydantic  # noqa: F401
 
-    from sdk import flow, task
     from sdk.client import get_client
 
     emitted = {"run_lines": 0}
@@ -85,18 +85,7 @@ def child(n: int, mode: str, use_tracemalloc: bool) -> dict:
 
     logging.getLogger("runway").addHandler(CountRunLines())
 
-    @task
-    def noop(i):
-        return i
-
-    @flow
-    def direct_flow(n: int) -> int:
-        return sum([noop(i) for i in range(n)])
-
-    @flow
-    def submit_flow(n: int) -> int:
-        futures = noop.map(range(n))
-        return sum(f.result() for f in futures)
+    noop, direct_flow, submit_flow = noop_workload()
 
     def plain_direct(n: int) -> int:
         return sum([noop.fn(i) for i in range(n)])

@@ -40,7 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import PYTHON, REPO_DIR, child_env, fmt_s, fresh_home, print_table, run_child  # noqa: E402
+from _common import PYTHON, REPO_DIR, child_env, fmt_s, fresh_home, noop_workload, print_table, run_child  # noqa: E402
 
 SECTIONS = ["queries", "micro", "ablate", "cprofile", "spy"]
 
@@ -51,20 +51,9 @@ def workload():
     import coolname  # noqa: F401
     import pydantic  # noqa: F401
 
-    from sdk import flow, task
     from sdk.client import get_client
 
-    @task
-    def noop(i):
-        return i
-
-    @flow
-    def direct_flow(n: int) -> int:
-        return sum([noop(i) for i in range(n)])
-
-    @flow
-    def submit_flow(n: int) -> int:
-        return sum(f.result() for f in noop.map(range(n)))
+    noop, direct_flow, submit_flow = noop_workload()
 
     client = get_client()
     direct_flow(2)  # warm: first-run lazy work (validators, log worker) out of the way
