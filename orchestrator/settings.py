@@ -1,8 +1,9 @@
 """Django settings for Runway, built from `RUNWAY_*` environment variables.
 
 Locally nothing needs setting: the database is SQLite under RUNWAY_HOME. In
-production set RUNWAY_DATABASE_URL (PostgreSQL), RUNWAY_SECRET_KEY and
-RUNWAY_ALLOWED_HOSTS. docs/configuration.md lists every variable.
+production set RUNWAY_DATABASE_URL (PostgreSQL), RUNWAY_SECRET_KEY,
+RUNWAY_ALLOWED_HOSTS and RUNWAY_HTTPS=true (docs/deployment.md);
+docs/configuration.md lists every variable.
 """
 from __future__ import annotations
 
@@ -37,11 +38,19 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "orchestrator.runs",
+    "orchestrator.accounts",
+    "orchestrator.server",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -96,7 +105,56 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = RUNWAY_HOME / "staticfiles"
+STATIC_ROOT = RUNWAY_HOME / "staticfiles"  # for `collectstatic`; WhiteNoise warns if it is missing
+STATIC_ROOT.mkdir(exist_ok=True)
+# WhiteNoise serves static files from the apps and static/ directly: no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+LOGIN_URL = "admin:login"
+
+# --- HTTPS and cookies: RUNWAY_HTTPS=true is the production switch (docs/deployment.md) ---
+HTTPS = env_bool("HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(env_float("HSTS_SECONDS", 31536000)) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if env_bool("BEHIND_PROXY", False):  # a TLS-terminating proxy sets X-Forwarded-Proto
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Request bodies above this many bytes are refused with 413 (a log batch of 500 lines fits easily).
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(env_float("MAX_REQUEST_BYTES", 5 * 1024 * 1024))
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "orchestrator.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # enforces CSRF on writes
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["orchestrator.api.permissions.TokenScopePermission"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "orchestrator.api.pagination.Cursor",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "orchestrator.api.errors.handle_exception",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Runway orchestration API",
+    "DESCRIPTION": "Report and orchestrate flow runs and task runs: every state change goes through the rules engine.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Channels: one ASGI process serves HTTP and (for the live UI) websockets.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 LOGGING = {
     "version": 1,

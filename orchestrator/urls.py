@@ -1,5 +1,10 @@
-"""URL routes: the admin for now; the API and UI arrive with their issues."""
+"""URL routes: the REST API under /api/, the admin under /admin/ (the UI arrives with its issue)."""
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.generic import RedirectView
 
-urlpatterns = [path("admin/", admin.site.urls)]
+urlpatterns = [
+    path("api/", include("orchestrator.api.urls")),
+    path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+]

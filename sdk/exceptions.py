@@ -71,3 +71,11 @@ class TerminationSignal(BaseException):
 
 class ObjectNotFound(RunwayException, LookupError):
     """Raised when the orchestrator has no object with the given id or name."""
+
+
+class OrchestratorUnavailable(RunwayException, ConnectionError):
+    """Raised when the API at RUNWAY_API_URL cannot be reached, or keeps failing, for longer than the retry window."""
+
+
+class ApiRequestRefused(RunwayException, PermissionError):
+    """Raised when the API refuses the SDK's credentials (HTTP 401 or 403): set RUNWAY_API_KEY to a valid write token."""

@@ -12,6 +12,9 @@ from orchestrator.env import env_bool, env_float, env_str, runway_home
 class Settings:
     home: Path
     api_url: str  # empty: talk to the orchestrator in process
+    api_key: str  # the API token sent with every request to api_url
+    api_retry_seconds: float  # how long requests are retried while the server is unreachable or failing
+    api_timeout: float  # seconds to wait for one answer
     logging_level: str
     log_flush_interval: float  # seconds between batched log writes
     log_batch_size: int
@@ -29,6 +32,9 @@ def get_settings() -> Settings:
     return Settings(
         home=runway_home(),
         api_url=env_str("API_URL"),
+        api_key=env_str("API_KEY"),
+        api_retry_seconds=env_float("API_RETRY_SECONDS", 120.0),
+        api_timeout=env_float("API_TIMEOUT", 30.0),
         logging_level=env_str("LOGGING_LEVEL", "INFO").upper(),
         log_flush_interval=env_float("LOG_FLUSH_INTERVAL", 0.5),
         log_batch_size=int(env_float("LOG_BATCH_SIZE", 500)),

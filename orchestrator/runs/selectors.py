@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from orchestrator.exceptions import ObjectNotFound
@@ -147,3 +150,32 @@ def runs_in_progress_on_host(*, hostname: str) -> list[tuple[str, UUID, int | No
         rows = model.objects.filter(state_type__in=active, hostname=hostname).values_list("id", "pid")
         found += [(kind, run_id, pid) for run_id, pid in rows]
     return found
+
+
+def with_all_tags(runs: QuerySet, tags: Iterable[str]) -> QuerySet:
+    """Runs carrying every tag in `tags`.
+
+    PostgreSQL answers JSON containment itself; SQLite has no containment
+    operator for JSON, so each tag becomes an EXISTS over json_each.
+    """
+    tags = [t for t in tags if t]
+    if not tags:
+        return runs
+    if connection.vendor == "postgresql":
+        return runs.filter(tags__contains=tags)
+    table = connection.ops.quote_name(runs.model._meta.db_table)
+    for tag in tags:
+        has_tag = RawSQL(f"EXISTS (SELECT 1 FROM json_each({table}.tags) WHERE json_each.value = %s)", [tag])
+        runs = runs.filter(ExpressionWrapper(has_tag, output_field=BooleanField()))
+    return runs
+
+
+def run_counts_by_state(runs: QuerySet) -> dict[str, Any]:
+    """{"total", "by_type": {type: n}, "by_name": {name: n}} over `runs`, for the dashboard's counters."""
+    rows = runs.order_by().values_list("state_type", "state_name").annotate(n=Count("id"))
+    by_type: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    for state_type, state_name, n in rows:
+        by_type[state_type or "NONE"] = by_type.get(state_type or "NONE", 0) + n
+        by_name[state_name or "None"] = by_name.get(state_name or "None", 0) + n
+    return {"total": sum(by_type.values()), "by_type": by_type, "by_name": by_name}

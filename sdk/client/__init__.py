@@ -1,7 +1,8 @@
 """`get_client()`: the process's orchestration client, chosen by configuration.
 
 With RUNWAY_API_URL unset (the default) the orchestrator runs in this process
-against the local database; the HTTP transport arrives with the API.
+against the local database; with it set, every call goes to that server's REST
+API with the token in RUNWAY_API_KEY.
 """
 from __future__ import annotations
 
@@ -31,8 +32,12 @@ def get_client() -> OrchestrationClient:
 def _make_client() -> OrchestrationClient:
     from sdk.settings import get_settings
 
-    if get_settings().api_url:
-        raise NotImplementedError("the HTTP transport (RUNWAY_API_URL) is not available yet")
+    settings = get_settings()
+    if settings.api_url:
+        from sdk.client.http import HttpClient
+
+        return HttpClient(settings.api_url, settings.api_key, retry_seconds=settings.api_retry_seconds,
+                          timeout=settings.api_timeout)  # fmt: skip
     from sdk.client.inprocess import InProcessClient
 
     return InProcessClient()

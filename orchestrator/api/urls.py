@@ -1,0 +1,18 @@
+"""/api/ routes, the OpenAPI schema and its interactive docs."""
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from orchestrator.api import views
+
+router = DefaultRouter(trailing_slash=True)
+router.register("flows", views.FlowViewSet, basename="flow")
+router.register("flow_runs", views.FlowRunViewSet, basename="flow-run")
+router.register("task_runs", views.TaskRunViewSet, basename="task-run")
+router.register("logs", views.LogViewSet, basename="log")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,197 @@
+"""API views: validate with a serializer, call a selector or a service, render.
+
+Routes (orchestrator/api/urls.py):
+  /api/flows/                        list, create (get-or-create by name), retrieve
+  /api/flow_runs/                    list (filters, ordering, cursor), create, retrieve
+  /api/flow_runs/counts/             counts by state type and name, same filters
+  /api/flow_runs/{id}/set_state/     propose a state: the rules engine answers
+  /api/flow_runs/{id}/states/        the run's state history, oldest first
+  /api/task_runs/...                 the same for task runs
+  /api/logs/                         list (by run, level, time, text), batch create
+"""
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from orchestrator.api import filters as api_filters
+from orchestrator.api.pagination import StateCursor
+from orchestrator.api import serializers as api
+from orchestrator.runs import selectors, services
+from orchestrator.runs.models import Flow, FlowRun, FlowRunState, Log, TaskRun, TaskRunState
+from orchestrator.schemas import OrchestrationResult, State, StateType
+
+UUID_PATTERN = "[0-9a-fA-F-]{32,36}"
+RUN_ORDERING = ["created", "expected_start_time", "state_timestamp", "name"]
+
+
+def _validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> Any:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
+def _run_id(pk: str, label: str) -> UUID:
+    try:
+        return UUID(pk)
+    except ValueError:
+        raise NotFound(f"{label} {pk!r} is not a UUID") from None
+
+
+def _answer(result: OrchestrationResult, http_status: int = status.HTTP_200_OK) -> Response:
+    return Response(result.to_dict(), status=http_status)
+
+
+class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Flow.objects.all()
+    serializer_class = api.FlowOut
+    lookup_value_regex = UUID_PATTERN
+    filterset_fields = {"name": ["exact", "icontains"]}
+    ordering_fields = ["name", "created"]
+    ordering = ["name"]
+
+    @extend_schema(request=api.FlowIn, responses={200: api.FlowOut, 201: api.FlowOut})
+    def create(self, request: Request) -> Response:
+        """The flow with this name, created if new (201) or as it was (200)."""
+        name = _validated(api.FlowIn, request.data).validated_data["name"]
+        existed = Flow.objects.filter(name=name).exists()
+        flow = services.flow_get_or_create(name=name)
+        return Response(api.FlowOut(flow).data, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
+
+
+class _RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """What flow runs and task runs share: lists, counts, set_state, states."""
+
+    lookup_value_regex = UUID_PATTERN
+    ordering_fields = RUN_ORDERING
+    ordering = ["-expected_start_time"]
+    kind: str
+    state_model: type
+
+    @extend_schema(responses=api.CountsOut)
+    @action(detail=False, pagination_class=None)
+    def counts(self, request: Request) -> Response:
+        """How many runs match the filters, by state type and by state name."""
+        return Response(selectors.run_counts_by_state(self.filter_queryset(self.get_queryset())))
+
+    @extend_schema(
+        request=api.SetStateIn,
+        responses={200: api.OrchestrationResultOut, 404: OpenApiResponse(description="No such run.")},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def set_state(self, request: Request, pk: str) -> Response:
+        """Propose a state. The rules engine answers ACCEPT, REJECT (with the state the run is in
+        instead), WAIT (propose again after delay_seconds) or ABORT.
+
+        Put a unique `details.transition_key` in each proposal: a retried request
+        with the same key is answered again, never applied twice.
+        """
+        proposal = _validated(api.SetStateIn, request.data).validated_data
+        set_state = services.flow_run_set_state if self.kind == "flow" else services.task_run_set_state
+        result = set_state(**{f"{self.kind}_run_id": _run_id(pk, f"{self.kind} run")},
+                           state=proposal["state"], force=proposal["force"])  # fmt: skip
+        return _answer(result)
+
+    @extend_schema(responses=api.StateOut(many=True), filters=False)
+    @action(detail=True, filter_backends=[], pagination_class=StateCursor)
+    def states(self, request: Request, pk: str) -> Response:
+        """The run's state history, oldest first."""
+        run_id = _run_id(pk, f"{self.kind} run")
+        if not self.get_queryset().filter(pk=run_id).exists():
+            raise NotFound(f"{self.kind} run {pk} does not exist")
+        rows = self.state_model.objects.filter(**{f"{self.kind}_run_id": run_id}).order_by("timestamp")
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(api.StateOut(page, many=True).data)
+
+
+class FlowRunViewSet(_RunViewSet):
+    queryset = FlowRun.objects.select_related("flow")
+    serializer_class = api.FlowRunOut
+    filterset_class = api_filters.FlowRunFilter
+    kind = "flow"
+    state_model = FlowRunState
+
+    @extend_schema(request=api.FlowRunIn, responses={201: inline_serializer(
+        "FlowRunCreated", {"flow_run": api.FlowRunOut(), "orchestration": api.OrchestrationResultOut()})})
+    def create(self, request: Request) -> Response:
+        """Create a flow run in its first state (default Pending), through the flow policy."""
+        data = _validated(api.FlowRunIn, request.data).validated_data
+        flow_id = data.pop("flow_id", None) or services.flow_get_or_create(name=data.pop("flow_name")).id
+        data.pop("flow_name", None)
+        state = data.pop("state", None) or State(type=StateType.PENDING)
+        name = data.pop("name", None) or _friendly_name()
+        policy = data.pop("empirical_policy", None)
+        _must_exist(Flow, flow_id, "flow", "create it with POST /api/flows/ or pass flow_name")
+        _must_exist(FlowRun, data.get("parent_flow_run_id"), "parent flow run")
+        run, result = services.flow_run_create(flow_id=flow_id, name=name, state=state,
+                                               empirical_policy=policy, **data)  # fmt: skip
+        return _created_response(FlowRun.objects.select_related("flow").get(pk=run.pk), api.FlowRunOut, result)
+
+
+class TaskRunViewSet(_RunViewSet):
+    queryset = TaskRun.objects.all()
+    serializer_class = api.TaskRunOut
+    filterset_class = api_filters.TaskRunFilter
+    kind = "task"
+    state_model = TaskRunState
+
+    @extend_schema(request=api.TaskRunIn, responses={201: inline_serializer(
+        "TaskRunCreated", {"task_run": api.TaskRunOut(), "orchestration": api.OrchestrationResultOut()})})
+    def create(self, request: Request) -> Response:
+        """Create a task run (default Pending), or return the run its flow run already has under
+        (task_key, dynamic_key); with `then`, propose that state in the same transaction."""
+        data = _validated(api.TaskRunIn, request.data).validated_data
+        _must_exist(FlowRun, data.get("flow_run_id"), "flow run")
+        state = data.pop("state", None) or State(type=StateType.PENDING)
+        run, result = services.task_run_create(
+            state=state, run_id=data.pop("id", None), flow_run_id=data.pop("flow_run_id", None), **data
+        )
+        return _created_response(TaskRun.objects.get(pk=run.pk), api.TaskRunOut, result)
+
+
+def _created_response(run: FlowRun | TaskRun, serializer: type, result: OrchestrationResult) -> Response:
+    key = "flow_run" if isinstance(run, FlowRun) else "task_run"
+    return Response({key: serializer(run).data, "orchestration": result.to_dict()}, status=status.HTTP_201_CREATED)
+
+
+def _must_exist(model: type, ids: UUID | set[UUID] | None, label: str, fix: str = "") -> None:
+    """A 404 naming the missing id, instead of a foreign-key failure at commit."""
+    wanted = {ids} if isinstance(ids, UUID) else set(ids or ())
+    if not wanted:
+        return
+    found = set(model.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    for missing in wanted - found:
+        raise NotFound(f"{label} {missing} does not exist" + (f"; {fix}" if fix else ""))
+
+
+def _friendly_name() -> str:
+    from coolname import generate_slug
+
+    return generate_slug(2)
+
+
+class LogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    queryset = Log.objects.all()
+    serializer_class = api.LogOut
+    filterset_class = api_filters.LogFilter
+    ordering_fields = ["timestamp"]
+    ordering = ["timestamp", "id"]
+
+    @extend_schema(
+        request=api.LogIn(many=True),
+        responses={201: inline_serializer("LogsCreated", {"created": serializers.IntegerField()})},
+    )
+    def create(self, request: Request) -> Response:
+        """Store a batch of log lines: a JSON list of at most 1,000 lines."""
+        batch = _validated(api.LogIn, request.data, many=True, max_length=api.MAX_LOGS_PER_REQUEST, allow_empty=False)
+        _must_exist(FlowRun, {line["flow_run_id"] for line in batch.validated_data if line.get("flow_run_id")}, "flow run")
+        _must_exist(TaskRun, {line["task_run_id"] for line in batch.validated_data if line.get("task_run_id")}, "task run")
+        created = services.logs_create(logs=batch.validated_data)
+        return Response({"created": created}, status=status.HTTP_201_CREATED)

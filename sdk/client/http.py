@@ -1,0 +1,156 @@
+"""The HTTP transport: the orchestrator's REST API, called with an API token.
+
+Same interface and answers as the in-process transport (errors too: a 404 is
+ObjectNotFound, a 400 InvalidInput). One httpx client per process keeps
+connections open across threads. Requests are retried with backoff on
+connection errors and 5xx answers, for up to RUNWAY_API_RETRY_SECONDS, so a
+server restart in the middle of a flow only pauses it. Retrying is safe:
+every state proposal carries a transition key, a task run its id and a flow
+run an idempotency key, so a request the server applied before its answer was
+lost is answered again, not applied twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from orchestrator.exceptions import InvalidInput, ObjectNotFound
+from orchestrator.schemas import OrchestrationResult, State
+from sdk.client.base import OrchestrationClient
+from sdk.exceptions import ApiRequestRefused, OrchestratorUnavailable
+
+logger = logging.getLogger("runway.client")
+LOG_BATCH = 1000  # the API's limit per request
+_IN_PROGRESS = "PENDING,RUNNING,CANCELLING"
+
+
+class HttpClient(OrchestrationClient):
+    def __init__(self, api_url: str, api_key: str, *, retry_seconds: float = 120.0, timeout: float = 30.0) -> None:
+        if not api_key:
+            raise ApiRequestRefused(
+                f"RUNWAY_API_URL is {api_url!r} but RUNWAY_API_KEY is not set; "
+                "create a token with `python manage.py token create --user <you> --name <what for>`"
+            )
+        self.api_url = api_url.rstrip("/") + "/"
+        self.retry_seconds = retry_seconds
+        self._flow_ids: dict[str, UUID] = {}
+        self._http = httpx.Client(
+            base_url=self.api_url, timeout=timeout,
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
+                     "User-Agent": "runway-sdk"},
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )  # fmt: skip
+
+    # --- the interface -------------------------------------------------------------------
+    def create_flow(self, name: str) -> UUID:
+        if name not in self._flow_ids:
+            self._flow_ids[name] = UUID(self._request("POST", "flows/", {"name": name})["id"])
+        return self._flow_ids[name]
+
+    def create_flow_run(self, *, flow_id: UUID, name: str, state: State, **fields: Any) -> tuple[UUID, OrchestrationResult]:
+        fields.setdefault("idempotency_key", uuid.uuid4().hex)  # a retried create returns the first run
+        body = {"flow_id": flow_id, "name": name, "state": _proposal(state), **fields}
+        answer = self._request("POST", "flow_runs/", body)
+        return UUID(answer["flow_run"]["id"]), OrchestrationResult.from_dict(answer["orchestration"])
+
+    def create_task_run(self, *, flow_run_id: UUID | None, task_key: str, dynamic_key: str, name: str, state: State, **fields: Any) -> tuple[UUID, OrchestrationResult]:
+        run_id = fields.pop("run_id", None) or uuid.uuid4()  # a retried create finds the run by its id and key
+        then = fields.pop("then", None)
+        body = {
+            "id": run_id, "flow_run_id": flow_run_id, "task_key": task_key, "dynamic_key": dynamic_key,
+            "name": name, "state": _proposal(state), "then": _proposal(then) if then else None, **fields,
+        }  # fmt: skip
+        answer = self._request("POST", "task_runs/", body)
+        return UUID(answer["task_run"]["id"]), OrchestrationResult.from_dict(answer["orchestration"])
+
+    def set_flow_run_state(self, flow_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
+        body = {"state": _proposal(state), "force": force}
+        return OrchestrationResult.from_dict(self._request("POST", f"flow_runs/{flow_run_id}/set_state/", body))
+
+    def set_task_run_state(self, task_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
+        body = {"state": _proposal(state), "force": force}
+        return OrchestrationResult.from_dict(self._request("POST", f"task_runs/{task_run_id}/set_state/", body))
+
+    def write_logs(self, logs: list[dict[str, Any]]) -> None:
+        for start in range(0, len(logs), LOG_BATCH):
+            self._request("POST", "logs/", logs[start : start + LOG_BATCH])
+
+    def runs_in_progress_on_host(self, hostname: str) -> list[tuple[str, UUID, int | None]]:
+        found: list[tuple[str, UUID, int | None]] = []
+        for kind, path in (("flow", "flow_runs/"), ("task", "task_runs/")):
+            query = {"hostname": hostname, "state_type": _IN_PROGRESS, "limit": 500}
+            found += [(kind, UUID(run["id"]), run["pid"]) for run in self._pages(path, query)]
+        return found
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- requests ------------------------------------------------------------------------
+    def _pages(self, path: str, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        url: str | None = path
+        while url:
+            page = self._request("GET", url, params=query)
+            yield from page["results"]
+            url, query = page.get("next"), None
+
+    def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """Send until answered: connection errors and 5xx are retried with backoff until the window closes."""
+        content = json.dumps(body, default=_jsonable) if body is not None else None
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                response = self._http.request(method, path, content=content, params=params)
+                if response.status_code < 500:
+                    return _decode(response, method, path)
+                problem = f"HTTP {response.status_code}: {response.text[:200]}"
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() + delay > deadline:
+                raise OrchestratorUnavailable(
+                    f"{method} {self.api_url}{path} kept failing for {self.retry_seconds:g} s ({problem}); "
+                    "is the server running? (`python manage.py server`; RUNWAY_API_RETRY_SECONDS sets the window)"
+                )
+            logger.warning("%s %s failed (%s); retrying in %.1f s", method, path, problem, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def _proposal(state: State) -> dict[str, Any]:
+    """The state as sent, with a transition key so a retried request is not applied twice."""
+    data = state.to_dict()
+    data["details"].setdefault("transition_key", uuid.uuid4().hex)
+    return data
+
+
+def _decode(response: httpx.Response, method: str, path: str) -> Any:
+    if response.is_success:
+        return response.json()
+    try:
+        detail = response.json().get("detail") or response.text
+    except ValueError:
+        detail = response.text
+    where = f"{method} /{path.lstrip('/')}"
+    if response.status_code in (401, 403):
+        raise ApiRequestRefused(f"{where}: the API refused the request ({response.status_code}): {detail}")
+    if response.status_code == 404:
+        raise ObjectNotFound(detail)
+    raise InvalidInput(f"{where}: {detail}")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot send a {type(value).__name__} to the API: {value!r}")
