@@ -66,3 +66,86 @@ def client():
     from sdk.client import get_client
 
     return get_client()
+
+
+# --- the live server ---------------------------------------------------------------------
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`python manage.py server` in a subprocess on this session's database."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        import subprocess
+        import sys
+        import time
+
+        import httpx
+
+        self.log = open(os.path.join(_HOME, f"server-{self.port}.log"), "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "server", "--port", str(self.port)],
+            cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ),
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                httpx.get(f"{self.url}/api/flows/", timeout=1)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the server did not answer within {timeout} s; see {self.log.name}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill() if kill else self.process.terminate()
+            self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """The Runway server serving this session's database: its base URL."""
+    server = ServerProcess().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def make_token():
+    """make_token(scope="write") -> a new user's API token (the secret)."""
+    from django.contrib.auth import get_user_model
+
+    from orchestrator.accounts.services import token_create
+
+    def make(scope: str = "write", username: str | None = None) -> str:
+        user = get_user_model().objects.create_user(username=username or f"u-{uuid.uuid4().hex[:10]}")
+        return token_create(user=user, name="test", scope=scope)[1]
+
+    return make
+
+
+@pytest.fixture
+def api(live_server, make_token):
+    """An httpx client for the live server's /api/, with a write token."""
+    import httpx
+
+    with httpx.Client(base_url=f"{live_server}/api/", headers={"Authorization": f"Bearer {make_token()}"},
+                      timeout=30) as client:  # fmt: skip
+        yield client

@@ -70,3 +70,14 @@ def _first_message(data: Any, path: str = "") -> str:
             if item:
                 return _first_message(item, f"{path}{index}.")
     return f"{path.rstrip('.')}: {data}" if path else str(data)
+
+
+def not_found(request, exception: Exception | None = None):
+    """Django's 404 for URLs no route matches: JSON under /api/, the usual page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        detail = f"no API endpoint or object at {request.path}; see /api/docs/"
+        return JsonResponse({"code": "not_found", "detail": detail}, status=404)
+    return page_not_found(request, exception)

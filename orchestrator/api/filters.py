@@ -9,6 +9,7 @@ from __future__ import annotations
 import django_filters as filters
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 
 from orchestrator.cli import LOG_LEVELS
 from orchestrator.runs import selectors
@@ -25,14 +26,34 @@ class UUIDIn(filters.BaseInFilter, filters.UUIDFilter):
     pass
 
 
+def _after(field: str) -> filters.IsoDateTimeFilter:
+    return filters.IsoDateTimeFilter(field_name=field, lookup_expr="gte", help_text=f"{field} at or after (ISO 8601)")
+
+
+def _before(field: str) -> filters.IsoDateTimeFilter:
+    return filters.IsoDateTimeFilter(field_name=field, lookup_expr="lt", help_text=f"{field} before (ISO 8601)")
+
+
+class StrictOrdering(OrderingFilter):
+    """`ordering=` with a field the list cannot sort by is a 400 listing those it can, not silently ignored."""
+
+    def remove_invalid_fields(self, queryset: QuerySet, fields: list[str], view, request) -> list[str]:
+        valid = super().remove_invalid_fields(queryset, fields, view, request)
+        if len(valid) != len(fields):
+            bad = next(f for f in fields if f not in valid)
+            names = ", ".join(name for name, _ in self.get_valid_fields(queryset, view, {"request": request}))
+            raise ValidationError({"ordering": [f"cannot order by {bad!r}; use one of {names} (prefix - for descending)"]})
+        return valid
+
+
 class _RunFilter(filters.FilterSet):
     state_type = CharIn(method="filter_state_type", help_text="State types, comma-separated, any case: FAILED,CRASHED")
     state_name = CharIn(field_name="state_name", help_text="State names, comma-separated: Late,AwaitingRetry")
     tags = CharIn(method="filter_tags", help_text="Runs carrying every one of these tags, comma-separated")
-    expected_start_time = filters.IsoDateTimeFromToRangeFilter(
-        help_text="Range: expected_start_time_after=<ISO 8601>&expected_start_time_before=<ISO 8601>"
-    )
-    start_time = filters.IsoDateTimeFromToRangeFilter(help_text="Range on when the run started")
+    expected_start_time_after = _after("expected_start_time")
+    expected_start_time_before = _before("expected_start_time")
+    start_time_after = _after("start_time")
+    start_time_before = _before("start_time")
     hostname = filters.CharFilter()
     name = filters.CharFilter()
     name_contains = filters.CharFilter(field_name="name", lookup_expr="icontains")
@@ -75,7 +96,8 @@ class LogFilter(filters.FilterSet):
     flow_run = filters.UUIDFilter(field_name="flow_run_id", help_text="A flow run's lines (its task runs' included)")
     task_run = filters.UUIDFilter(field_name="task_run_id")
     min_level = filters.CharFilter(method="filter_min_level", help_text="Lowest level: a name (WARNING) or a number")
-    timestamp = filters.IsoDateTimeFromToRangeFilter()
+    timestamp_after = _after("timestamp")
+    timestamp_before = _before("timestamp")
     search = filters.CharFilter(field_name="message", lookup_expr="icontains")
 
     class Meta:

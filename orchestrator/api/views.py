@@ -26,7 +26,7 @@ from orchestrator.api.pagination import StateCursor
 from orchestrator.api import serializers as api
 from orchestrator.runs import selectors, services
 from orchestrator.runs.models import Flow, FlowRun, FlowRunState, Log, TaskRun, TaskRunState
-from orchestrator.schemas import OrchestrationResult, State, StateType
+from orchestrator.schemas import OrchestrationResult, SetStateStatus, State, StateType
 
 UUID_PATTERN = "[0-9a-fA-F-]{32,36}"
 RUN_ORDERING = ["created", "expected_start_time", "state_timestamp", "name"]
@@ -83,7 +83,11 @@ class _RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     @extend_schema(
         request=api.SetStateIn,
-        responses={200: api.OrchestrationResultOut, 404: OpenApiResponse(description="No such run.")},
+        responses={
+            200: api.OrchestrationResultOut,
+            404: OpenApiResponse(description="No such run."),
+            409: OpenApiResponse(api.OrchestrationResultOut, description="An illegal transition: nothing changed."),
+        },
     )
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
     def set_state(self, request: Request, pk: str) -> Response:
@@ -91,12 +95,18 @@ class _RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         instead), WAIT (propose again after delay_seconds) or ABORT.
 
         Put a unique `details.transition_key` in each proposal: a retried request
-        with the same key is answered again, never applied twice.
+        with the same key is answered again, never applied twice. An illegal
+        transition (Completed to Running, say) changes nothing and answers 409
+        with the same body: status REJECT, the run's unchanged state, the reason.
         """
         proposal = _validated(api.SetStateIn, request.data).validated_data
+        run_id = _run_id(pk, f"{self.kind} run")
+        before = self.get_queryset().filter(pk=run_id).values_list("state_id", flat=True).first()
         set_state = services.flow_run_set_state if self.kind == "flow" else services.task_run_set_state
-        result = set_state(**{f"{self.kind}_run_id": _run_id(pk, f"{self.kind} run")},
-                           state=proposal["state"], force=proposal["force"])  # fmt: skip
+        result = set_state(**{f"{self.kind}_run_id": run_id}, state=proposal["state"], force=proposal["force"])
+        if _refused(result, before, proposal["state"]):
+            body = {**result.to_dict(), "code": "illegal_transition", "detail": result.reason}
+            return Response(body, status=status.HTTP_409_CONFLICT)
         return _answer(result)
 
     @extend_schema(responses=api.StateOut(many=True), filters=False)
@@ -154,6 +164,14 @@ class TaskRunViewSet(_RunViewSet):
             state=state, run_id=data.pop("id", None), flow_run_id=data.pop("flow_run_id", None), **data
         )
         return _created_response(TaskRun.objects.get(pk=run.pk), api.TaskRunOut, result)
+
+
+def _refused(result: OrchestrationResult, before: UUID | None, proposed: State) -> bool:
+    """A rejection that wrote nothing and is not the replay of an earlier proposal: an illegal transition."""
+    if result.status != SetStateStatus.REJECT or result.state is None or result.state.id != before:
+        return False
+    key = proposed.details.transition_key
+    return not (key and result.state.details.transition_key == key)
 
 
 def _created_response(run: FlowRun | TaskRun, serializer: type, result: OrchestrationResult) -> Response:

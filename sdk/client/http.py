@@ -132,7 +132,7 @@ def _proposal(state: State) -> dict[str, Any]:
 
 
 def _decode(response: httpx.Response, method: str, path: str) -> Any:
-    if response.is_success:
+    if response.is_success or response.status_code == 409:  # 409: an illegal transition, answered REJECT
         return response.json()
     try:
         detail = response.json().get("detail") or response.text
