@@ -112,8 +112,11 @@ class Task(Generic[P, R]):
 
     def map(self, *args: Any, return_state: bool = False, wait_for: list[Any] | None = None, **kwargs: Any) -> list[Any]:
         """Submit one run per element of the iterable arguments; `unmapped(x)` and non-iterables are passed to every run."""
+        from sdk.engine.calls import submit_tasks
+
         calls = _mapped_parameters(self.fn, args, kwargs)
-        futures = [self.submit(return_state=False, wait_for=wait_for, **params) for params in calls]
+        with shielded():  # the runs are created together, in one orchestrator call per chunk
+            futures = submit_tasks(self, [bind(self.fn, (), params) for params in calls], wait_for=wait_for)
         if not return_state:
             return MappedFutures(futures)
         if in_async_context():  # Prefect 2: `await task.map(..., return_state=True)`

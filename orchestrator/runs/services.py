@@ -7,7 +7,7 @@ state and the run's bookkeeping in one transaction, and returns the answer.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -75,10 +75,7 @@ def task_run_create(
     answer is its answer: a task run called directly is created and started with
     one commit, its history still Pending then Running.
     """  # fmt: skip
-    fields = {
-        "flow_run_id": flow_run_id, "task_key": task_key, "dynamic_key": dynamic_key, "tags": list(tags),
-        "task_inputs": task_inputs or {}, "cache_key": cache_key, "hostname": hostname,
-    }  # fmt: skip
+    fields = _task_run_fields(flow_run_id, task_key, dynamic_key, tags, task_inputs, cache_key, hostname)
     try:
         return _create_run(TaskRun, "task", name, state, empirical_policy, pid, fields, run_id, then)
     except IntegrityError:  # the key exists: a retried flow run meets its earlier task run
@@ -92,6 +89,103 @@ def task_run_create(
         if then is not None:
             return existing, task_run_set_state(task_run_id=existing.id, state=then)
         return existing, OrchestrationResult(SetStateStatus.ACCEPT, _current_state(existing))
+
+
+def task_runs_create(*, runs: Sequence[dict[str, Any]]) -> list[tuple[UUID, OrchestrationResult]]:
+    """Create task runs in one transaction: for each, what `task_run_create` does, with one commit.
+
+    Each item holds `task_run_create`'s keyword arguments. Returned, in the items'
+    order: each run's id and the answer to its last proposal (`then` if given, else
+    its first state); no model instance is built. Runs a retried flow run already
+    made under the same keys are found again, as `task_run_create` finds them.
+    `task.map()` creates its runs with this, Pending, before any of them starts.
+    """
+    items = [_task_run_item(index, item) for index, item in enumerate(runs)]
+    try:
+        return _create_task_runs(items)
+    except IntegrityError:  # a key exists: a retried flow run meets its earlier task runs, one by one
+        answers = []
+        for item in items:
+            run, answer = task_run_create(**item)
+            answers.append((run.id, answer))
+        return answers
+
+
+_TASK_RUN_REQUIRED = ("flow_run_id", "task_key", "dynamic_key", "name", "state")
+_TASK_RUN_OPTIONAL = ("tags", "empirical_policy", "task_inputs", "cache_key", "hostname", "pid", "run_id", "then")
+
+
+def _task_run_item(index: int, item: Any) -> dict[str, Any]:
+    """One item of task_runs_create, checked, or InvalidInput naming its position and the problem."""
+    if not isinstance(item, dict):
+        raise InvalidInput(f"task run {index}: expected a dict of task_run_create's arguments, got {type(item).__name__}")
+    missing = [key for key in _TASK_RUN_REQUIRED if key not in item]
+    unknown = sorted(item.keys() - {*_TASK_RUN_REQUIRED, *_TASK_RUN_OPTIONAL})
+    if missing or unknown:
+        problems = [f"lacks {', '.join(missing)}"] if missing else []
+        problems += [f"has unknown argument(s) {', '.join(unknown)}"] if unknown else []
+        raise InvalidInput(f"task run {index}: {'; '.join(problems)} (see task_run_create for the arguments)")
+    for key in ("state", "then"):
+        value = item.get(key)
+        if (value is not None or key == "state") and not isinstance(value, State):
+            raise InvalidInput(f"task run {index}: {key} must be a State, got {value!r}")
+    return item
+
+
+def _create_task_runs(items: list[dict[str, Any]]) -> list[tuple[UUID, OrchestrationResult]]:
+    """The batch: every first state through the policy, runs and states inserted with one executemany each."""
+    rules, transforms = _POLICIES[("task", False)]
+    with transaction.atomic():
+        db = store.Db()
+        flow_runs = _flow_run_summaries(db, {item["flow_run_id"] for item in items} - {None})
+        created = []
+        for index, item in enumerate(items):
+            run = store.RunRow(id=item.get("run_id") or uuid.uuid4(), name=item["name"],
+                               empirical_policy=item.get("empirical_policy") or {}, pid=item.get("pid"))  # fmt: skip
+            if item["flow_run_id"] is not None:
+                run.flow_run_id, run.flow_run = item["flow_run_id"], flow_runs[item["flow_run_id"]]
+            ctx = _context(run, None, _fresh(item["state"]), "task")
+            orchestrate(ctx, rules, transforms, _new_state_id)
+            if not ctx.write:
+                raise InvalidInput(f"task run {index} ({item['name']!r}): a new task run cannot start as {item['state'].name}: {ctx.reason}")
+            created.append(ctx)
+        store.insert_runs(db, "task", [(ctx.run, ctx.proposed, _item_fields(item)) for ctx, item in zip(created, items)])
+        store.insert_states(db, "task", [(ctx.run.id, ctx.proposed) for ctx in created])
+        answers = []
+        for ctx, item in zip(created, items):
+            if item.get("then") is not None:
+                ctx = _context(ctx.run, ctx.proposed, _fresh(item["then"]), "task")
+                orchestrate(ctx, rules, transforms, lambda c: _write_state(db, c))
+            answers.append((ctx.run.id, ctx.result(ctx.proposed)))
+    return answers
+
+
+def _flow_run_summaries(db: store.Db, flow_run_ids: set[UUID]) -> dict[UUID, store.FlowRunSummary]:
+    summaries = {}
+    for flow_run_id in flow_run_ids:
+        summary = store.flow_run_summary(db, flow_run_id)
+        if summary is None:
+            raise ObjectNotFound(f"flow run {flow_run_id} does not exist")
+        summaries[flow_run_id] = summary
+    return summaries
+
+
+def _item_fields(item: dict[str, Any]) -> dict[str, Any]:
+    return _task_run_fields(
+        item["flow_run_id"], item["task_key"], item["dynamic_key"], item.get("tags", ()),
+        item.get("task_inputs"), item.get("cache_key"), item.get("hostname", ""),
+    )  # fmt: skip
+
+
+def _task_run_fields(
+    flow_run_id: UUID | None, task_key: str, dynamic_key: str, tags: Iterable[str],
+    task_inputs: dict[str, Any] | None, cache_key: str | None, hostname: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The columns of a new task run besides its state and bookkeeping (the same keys for every run)."""
+    return {
+        "flow_run_id": flow_run_id, "task_key": task_key, "dynamic_key": dynamic_key, "tags": list(tags),
+        "task_inputs": task_inputs or {}, "cache_key": cache_key, "hostname": hostname,
+    }  # fmt: skip
 
 
 def flow_run_set_state(*, flow_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
@@ -228,6 +322,11 @@ def _context(run: store.RunRow, initial: State | None, proposed: State, kind: st
 
 def _current_state(run: FlowRun | TaskRun) -> State | None:
     return state_from_row(run.state) if run.state_id else None
+
+
+def _new_state_id(ctx: OrchestrationContext) -> None:
+    """The write step of a batch: the state gets its id; the rows are inserted together afterwards."""
+    ctx.proposed.id = uuid.uuid4()
 
 
 def _write_new_run(db: store.Db, ctx: OrchestrationContext, fields: dict[str, Any]) -> None:

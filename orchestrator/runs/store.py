@@ -160,11 +160,14 @@ def _parse_run(row: tuple, task: bool) -> tuple[RunRow, State | None]:
 
 def insert_state(db: Db, kind: str, run_id: UUID, state: State) -> None:
     _, state_table, run_column = _TABLES[kind]
-    values = [
+    db.execute(_insert_sql(state_table, (*_STATE_COLUMNS, run_column), db.vendor), _state_values(db, run_id, state))
+
+
+def _state_values(db: Db, run_id: UUID, state: State) -> list[Any]:
+    return [
         db.uuid(state.id), state.type.value, state.name, state.message or "", db.dt(state.timestamp),
         db.json(state.details.to_dict()), db.json(state.result), db.uuid(run_id),
     ]  # fmt: skip
-    db.execute(_insert_sql(state_table, (*_STATE_COLUMNS, run_column), db.vendor), values)
 
 
 def update_run(db: Db, kind: str, run: RunRow, state: State) -> None:
@@ -184,6 +187,29 @@ def update_run(db: Db, kind: str, run: RunRow, state: State) -> None:
 
 def insert_run(db: Db, kind: str, run: RunRow, state: State, fields: dict[str, Any]) -> None:
     """Insert a new run already pointing at its first state."""
+    values = _run_values(db, kind, run, state, fields)
+    db.execute(_insert_sql(_TABLES[kind][0], tuple(values), db.vendor), list(values.values()))
+
+
+def insert_runs(db: Db, kind: str, rows: list[tuple[RunRow, State, dict[str, Any]]]) -> None:
+    """Insert new runs, each already pointing at its first state, with one executemany.
+
+    Every row's `fields` must have the same keys (the services build them so).
+    """
+    values = [_run_values(db, kind, *row) for row in rows]
+    if values:
+        sql = _insert_sql(_TABLES[kind][0], tuple(values[0]), db.vendor)
+        db.executemany(sql, [list(v.values()) for v in values])
+
+
+def insert_states(db: Db, kind: str, rows: list[tuple[UUID, State]]) -> None:
+    """Insert the states of several runs, (run id, state) each, with one executemany."""
+    _, state_table, run_column = _TABLES[kind]
+    sql = _insert_sql(state_table, (*_STATE_COLUMNS, run_column), db.vendor)
+    db.executemany(sql, [_state_values(db, run_id, state) for run_id, state in rows])
+
+
+def _run_values(db: Db, kind: str, run: RunRow, state: State, fields: dict[str, Any]) -> dict[str, Any]:
     values = {
         "id": db.uuid(run.id), "name": run.name, "empirical_policy": db.json(run.empirical_policy),
         "pid": run.pid, "state_id": db.uuid(state.id), "state_type": state.type.value,
@@ -195,7 +221,7 @@ def insert_run(db: Db, kind: str, run: RunRow, state: State, fields: dict[str, A
     }  # fmt: skip
     if kind == "task":
         values["flow_run_run_count"] = run.flow_run_run_count
-    db.execute(_insert_sql(_TABLES[kind][0], tuple(values), db.vendor), list(values.values()))
+    return values
 
 
 _LOG_COLUMNS = ("flow_run_id", "task_run_id", "level", "name", "message", "timestamp")

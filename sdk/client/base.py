@@ -26,6 +26,18 @@ class OrchestrationClient(abc.ABC):
     def create_task_run(self, *, flow_run_id: UUID | None, task_key: str, dynamic_key: str, name: str, state: State, **fields: Any) -> tuple[UUID, OrchestrationResult]:
         """Create a task run, or find the one a retried flow run already made under this key."""
 
+    def create_task_runs(self, runs: list[dict[str, Any]]) -> list[tuple[UUID, OrchestrationResult]]:
+        """Create several task runs at once (the runs of a `task.map()`), in one transaction where the transport can.
+
+        Each item of `runs` holds `create_task_run`'s keyword arguments (flow_run_id,
+        task_key, dynamic_key, name, state, and optionally tags, empirical_policy,
+        task_inputs, cache_key, hostname, pid, run_id, then). Returns, in the items'
+        order, each run's id and the answer to its last proposal, as `create_task_run`
+        does. This default calls `create_task_run` once per item; transports override
+        it with one round trip.
+        """
+        return [self.create_task_run(**run) for run in runs]
+
     @abc.abstractmethod
     def set_flow_run_state(self, flow_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
         """Propose a state for a flow run; the answer says what the run's state is now."""

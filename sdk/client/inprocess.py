@@ -98,13 +98,13 @@ class InProcessClient(OrchestrationClient):
         return run.id, result
 
     def create_task_run(self, *, flow_run_id: UUID | None, task_key: str, dynamic_key: str, name: str, state: State, **fields: Any) -> tuple[UUID, OrchestrationResult]:
-        from orchestrator.runs.services import task_run_create
+        run = {"flow_run_id": flow_run_id, "task_key": task_key, "dynamic_key": dynamic_key, "name": name, "state": state}
+        return self.create_task_runs([{**run, **fields}])[0]  # the batch service builds no model instance
 
-        run, result = self._call(
-            task_run_create, flow_run_id=flow_run_id, task_key=task_key,
-            dynamic_key=dynamic_key, name=name, state=state, **fields,
-        )  # fmt: skip
-        return run.id, result
+    def create_task_runs(self, runs: list[dict[str, Any]]) -> list[tuple[UUID, OrchestrationResult]]:
+        from orchestrator.runs.services import task_runs_create
+
+        return self._call(task_runs_create, runs=runs)
 
     def set_flow_run_state(self, flow_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
         from orchestrator.runs.services import flow_run_set_state

@@ -42,6 +42,14 @@ def call_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | N
 
 
 def submit_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | None) -> RunwayFuture:
+    return submit_tasks(task, [parameters], wait_for=wait_for)[0]
+
+
+def submit_tasks(task: Task, parameter_sets: list[dict[str, Any]], *, wait_for: list[Any] | None) -> list[RunwayFuture]:
+    """One run per parameter set, created Pending together (one client call per chunk), then handed to the runner.
+
+    Chunks bound how long the orchestrator is held before the first runs start.
+    """
     flow_ctx = FlowRunContext.get()
     if TaskRunContext.get() is not None:
         # Submitted from inside a task: run it here and now. Queued in the flow's pool
@@ -49,9 +57,24 @@ def submit_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] |
         runner: BaseTaskRunner = SequentialTaskRunner()
     else:
         runner = flow_ctx.task_runner if flow_ctx else _runner_outside_flows
-    engine = TaskRunEngine(task, parameters, client=get_client(), flow_ctx=flow_ctx, wait_for=wait_for)
-    engine.prepare()
-    engine.create()
+    client = get_client()
+    futures = []
+    for start in range(0, len(parameter_sets), SUBMIT_CHUNK):
+        engines = [TaskRunEngine(task, parameters, client=client, flow_ctx=flow_ctx, wait_for=wait_for)
+                   for parameters in parameter_sets[start : start + SUBMIT_CHUNK]]  # fmt: skip
+        for engine in engines:
+            engine.prepare()
+        answers = client.create_task_runs([engine.creation() for engine in engines])
+        futures += [_submit_created(engine, run_id, answer, runner, flow_ctx) for engine, (run_id, answer) in zip(engines, answers)]
+    return futures
+
+
+SUBMIT_CHUNK = 500
+
+
+def _submit_created(engine: TaskRunEngine, run_id: Any, answer: Any, runner: BaseTaskRunner,
+                    flow_ctx: FlowRunContext | None) -> RunwayFuture:  # fmt: skip
+    engine.created_as(run_id, answer)
     if flow_ctx:
         flow_run_logger(flow_ctx).info(f"Submitted task run {engine.run.name!r} for execution.")
     future = RunwayFuture(engine, runner.submit(lambda: run_sync(engine.steps())))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from orchestrator.schemas import OrchestrationResult
 from sdk.client.base import OrchestrationClient
@@ -56,20 +56,28 @@ class TaskRunEngine:
 
     def create(self, then: State | None = None) -> OrchestrationResult:
         """Store the run Pending; with `then`, propose it in the same call (a direct call starts at once)."""
+        run_id, answer = self.client.create_task_run(**self.creation(then))
+        self.created_as(run_id, answer, then)
+        return answer
+
+    def creation(self, then: State | None = None) -> dict[str, Any]:
+        """The client's arguments that create this run (sent alone, or with others by `.map()`)."""
         flow_ctx, task = self.flow_ctx, self.task
-        run_id, answer = self.client.create_task_run(
+        return dict(
             flow_run_id=flow_ctx.flow_run.id if flow_ctx else None, task_key=task.task_key,
             dynamic_key=self.dynamic_key, name=self.run.name, state=Pending().to_schema(),
             tags=self.run.tags, empirical_policy=task.empirical_policy,
             task_inputs=inputs.upstream_runs(self.parameters, self.wait_for), run_id=self.run.id,
             then=then.to_schema() if then else None, **process_fields(),
         )  # fmt: skip
+
+    def created_as(self, run_id: UUID, answer: OrchestrationResult, then: State | None = None) -> None:
+        """Adopt the orchestrator's answer to the creation and log it."""
         self.run.id, self.created = run_id, True  # a retried flow run finds its earlier task run
         if then is None:
             self.state = State.from_schema(answer.state)
-        creator = flow_run_logger(flow_ctx) if flow_ctx else self.logger
-        creator.info(f"Created task run {self.run.name!r} for task {task.name!r}")
-        return answer
+        creator = flow_run_logger(self.flow_ctx) if self.flow_ctx else self.logger
+        creator.info(f"Created task run {self.run.name!r} for task {self.task.name!r}")
 
     @property
     def logger(self) -> logging.LoggerAdapter:

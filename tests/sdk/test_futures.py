@@ -43,6 +43,38 @@ def test_map_returns_futures_in_order_with_unmapped_and_static_arguments(unique_
     assert names == ["add-0", "add-1", "add-2", "add-3", "add-4"]
 
 
+def test_map_creates_its_runs_pending_in_chunks_and_logs_each_creation_and_submission(unique_name, monkeypatch):
+    from sdk.engine import calls
+    from tests.sdk.conftest import logs_of
+
+    monkeypatch.setattr(calls, "SUBMIT_CHUNK", 2)  # five runs: three chunks
+    seen_pending = []
+
+    @task
+    def look(i: int) -> int:
+        from orchestrator.runs.models import TaskRun
+        from sdk.context import TaskRunContext
+
+        flow_run_id = TaskRunContext.get().flow_run_context.flow_run.id
+        seen_pending.append(TaskRun.objects.filter(flow_run_id=flow_run_id).count())
+        return i
+
+    @flow(name=unique_name, task_runner=SequentialTaskRunner())
+    def pipeline():
+        return [f.result() for f in look.map(range(5))]
+
+    assert pipeline() == [0, 1, 2, 3, 4]
+    assert seen_pending == [2, 2, 4, 4, 5]  # a chunk is stored before its first run starts
+    run = latest_flow_run(pipeline)
+    assert all([s.type for s in t.states.order_by("timestamp")] == ["PENDING", "RUNNING", "COMPLETED"]
+               for t in run.task_runs.all())  # fmt: skip
+    lines = logs_of(run)
+    for i in range(5):
+        created = lines.index(f"Created task run 'look-{i}' for task 'look'")
+        assert lines[created + 1] == f"Submitted task run 'look-{i}' for execution."
+    assert lines.count("Finished in state Completed()") == 6  # five task runs and the flow run
+
+
 def test_map_refuses_iterables_of_different_lengths():
     @flow
     def pipeline():
