@@ -3,6 +3,9 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+admin.site.site_header = admin.site.site_title = "Runway administration"
+admin.site.index_title = "Runs, deployments, queues and tokens"
+
 urlpatterns = [
     path("api/", include("orchestrator.api.urls")),
     path("admin/", admin.site.urls),

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -83,8 +84,11 @@ def free_port() -> int:
 class ServerProcess:
     """`python manage.py server` in a subprocess on this session's database."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, **env: str) -> None:
         self.port = port or free_port()
+        self.env = {**os.environ, **env}
+        if "RUNWAY_HOME" in env:  # a server of another home serves that home's SQLite database
+            self.env.pop("RUNWAY_DATABASE_URL", None)
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
 
@@ -95,10 +99,10 @@ class ServerProcess:
 
         import httpx
 
-        self.log = open(os.path.join(_HOME, f"server-{self.port}.log"), "ab")
+        self.log = open(os.path.join(_HOME, f"server-{self.port}.log"), "ab")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "server", "--port", str(self.port)],
-            cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ),
+            cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=self.env,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -111,6 +115,13 @@ class ServerProcess:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"the server did not answer within {timeout} s; see {self.log.name}")
+
+    def first_token(self) -> str:
+        """The token the server printed when it created the first account of a fresh database."""
+        import re
+
+        text = Path(self.log.name).read_text()
+        return re.search(r"RUNWAY_API_KEY=(\S+)", text).group(1)
 
     def stop(self, kill: bool = False) -> None:
         if self.process and self.process.poll() is None:
