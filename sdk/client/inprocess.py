@@ -49,17 +49,23 @@ class InProcessClient(OrchestrationClient):
         except BaseException as exc:
             self._ready.set_exception(exc)
             return
-        while True:
-            item = self._requests.get()
-            if item is _STOP:
-                break
-            reply, fn, kwargs = item
-            try:
-                with self._lock:
-                    result = fn(**kwargs)
-                reply.put((True, result))
-            except BaseException as exc:  # handed to the caller, which re-raises it
-                reply.put((False, exc))
+        stopping = False
+        while not stopping:
+            group = [self._requests.get()]
+            while len(group) < _GROUP_MAX and group[-1] is not _STOP:  # what queued up while the last group ran
+                try:
+                    group.append(self._requests.get_nowait())
+                except queue.Empty:
+                    break
+            if group[-1] is _STOP:
+                stopping = True
+                group.pop()
+                if not group:
+                    break
+            with self._lock:
+                answers = _serve_group(group) if len(group) > 1 else [_serve_one(*group[0][1:])]
+            for (reply, _, _), answer in zip(group, answers):
+                reply.put(answer)
         connections.close_all()
 
     def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
@@ -134,6 +140,38 @@ class InProcessClient(OrchestrationClient):
             from django.db import connections
 
             connections.close_all()
+
+
+_GROUP_MAX = 64
+
+
+def _serve_one(fn: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    try:
+        return True, fn(**kwargs)
+    except BaseException as exc:  # handed to the caller, which re-raises it
+        return False, exc
+
+
+def _serve_group(group: list[tuple[Any, Callable[..., Any], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+    """Calls that queued up together, in one transaction: one commit, and no answer before it.
+
+    Each service's own transaction becomes a savepoint, so a call that fails
+    undoes only itself. If the database itself fails (an aborted transaction, a
+    failed commit), nothing of the group was stored: every call runs again alone.
+    """
+    from django.db import DatabaseError, transaction
+
+    class _Retry(Exception):
+        pass
+
+    try:
+        with transaction.atomic():
+            answers = [_serve_one(fn, kwargs) for _, fn, kwargs in group]
+            if any(not ok and isinstance(value, DatabaseError) for ok, value in answers):
+                raise _Retry
+        return answers
+    except Exception:
+        return [_serve_one(fn, kwargs) for _, fn, kwargs in group]
 
 
 def _loop_running() -> bool:

@@ -88,3 +88,42 @@ def test_a_flow_timeout_during_many_quick_tasks_leaves_none_running(unique_name)
     runs = TaskRun.objects.filter(flow_run__flow__name=unique_name)
     assert runs.count() > 10
     assert not runs.exclude(state_type__in=["COMPLETED", "CRASHED"]).exists()
+
+
+def test_calls_queued_together_on_the_orchestrator_thread_are_answered_alone_after_one_commit():
+    """Calls from other threads that queue up are served in one transaction; a failing one fails alone."""
+    import uuid
+
+    from orchestrator.exceptions import ObjectNotFound
+    from orchestrator.runs import services
+    from orchestrator.schemas import SetStateStatus, State, StateType
+    from sdk.client import get_client
+
+    client = get_client()
+    flow_id = client.create_flow("t-grouped-calls")
+    flow_run_id, _ = client.create_flow_run(flow_id=flow_id, name="grouped", state=State(StateType.RUNNING))
+    created = services.task_runs_create(runs=[
+        {"flow_run_id": flow_run_id, "task_key": "grouped", "dynamic_key": str(i), "name": f"g-{i}",
+         "state": State(StateType.PENDING)} for i in range(4)
+    ])  # fmt: skip
+    targets = [run_id for run_id, _ in created] + [uuid.uuid4()]  # the last one does not exist
+    answers: dict = {}
+
+    def propose(run_id):
+        try:
+            answers[run_id] = client.set_task_run_state(run_id, State(StateType.RUNNING))
+        except Exception as exc:
+            answers[run_id] = exc
+
+    with client._lock:  # hold the orchestrator thread so that the calls queue up
+        threads = [threading.Thread(target=propose, args=(run_id,)) for run_id in targets]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)  # the calls queue up; the orchestrator thread takes them as one group, or two
+    for thread in threads:
+        thread.join(5)
+
+    assert isinstance(answers[targets[-1]], ObjectNotFound)
+    for run_id in targets[:-1]:
+        assert answers[run_id].status == SetStateStatus.ACCEPT
+        assert TaskRun.objects.get(id=run_id).state_type == "RUNNING"
