@@ -83,7 +83,6 @@ def _database() -> dict:
     url = env_str("DATABASE_URL", f"sqlite:///{RUNWAY_HOME / 'runway.sqlite3'}")
     config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
     if config["ENGINE"] == "django.db.backends.sqlite3":
-        config["CONN_MAX_AGE"] = 0
         config["OPTIONS"] = {
             # IMMEDIATE takes the write lock when a transaction starts, so two writers
             # queue on busy_timeout instead of failing with "database is locked" mid-way.

@@ -11,9 +11,11 @@ Routes (orchestrator/api/urls.py):
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -101,10 +103,10 @@ class _RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         """
         proposal = _validated(api.SetStateIn, request.data).validated_data
         run_id = _run_id(pk, f"{self.kind} run")
-        before = self.get_queryset().filter(pk=run_id).values_list("state_id", flat=True).first()
+        asked_at = timezone.now()
         set_state = services.flow_run_set_state if self.kind == "flow" else services.task_run_set_state
         result = set_state(**{f"{self.kind}_run_id": run_id}, state=proposal["state"], force=proposal["force"])
-        if _refused(result, before, proposal["state"]):
+        if _refused(result, asked_at, proposal["state"]):
             body = {**result.to_dict(), "code": "illegal_transition", "detail": result.reason}
             return Response(body, status=status.HTTP_409_CONFLICT)
         return _answer(result)
@@ -166,9 +168,15 @@ class TaskRunViewSet(_RunViewSet):
         return _created_response(TaskRun.objects.get(pk=run.pk), api.TaskRunOut, result)
 
 
-def _refused(result: OrchestrationResult, before: UUID | None, proposed: State) -> bool:
-    """A rejection that wrote nothing and is not the replay of an earlier proposal: an illegal transition."""
-    if result.status != SetStateStatus.REJECT or result.state is None or result.state.id != before:
+def _refused(result: OrchestrationResult, asked_at: datetime, proposed: State) -> bool:
+    """A rejection that wrote nothing and is not the replay of an earlier proposal: an illegal transition.
+
+    Nothing was written when the state the run is in is older than the request:
+    a state written in answer to it is stamped during it.
+    """
+    if result.status != SetStateStatus.REJECT or result.state is None or result.state.timestamp is None:
+        return False
+    if result.state.timestamp >= asked_at:
         return False
     key = proposed.details.transition_key
     return not (key and result.state.details.transition_key == key)
