@@ -1,6 +1,7 @@
 """Tokens in the admin: created here, the secret is shown once in a message; revoked by an action."""
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
@@ -8,8 +9,24 @@ from orchestrator.accounts.models import ApiToken
 from orchestrator.accounts.services import token_create, token_revoke
 
 
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name", "scope"]
+
+    def clean(self) -> dict:
+        """One active token per user and name (the constraint's condition is not checked by the form)."""
+        data = super().clean()
+        taken = ApiToken.objects.filter(user=data.get("user"), name=data.get("name"), revoked__isnull=True)
+        if self.instance.pk is None and data.get("user") and taken.exists():
+            raise forms.ValidationError(f"{data['user']} already has an active token named {data['name']!r}; "
+                                        "choose another name or revoke that one first")  # fmt: skip
+        return data
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    form = ApiTokenForm
     list_display = ["name", "user", "prefix", "scope", "created", "last_used", "revoked"]
     list_filter = ["scope", ("revoked", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "user__username"]
