@@ -50,7 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "orchestrator.server.static.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -82,7 +82,15 @@ def _database() -> dict:
     """SQLite under RUNWAY_HOME by default; RUNWAY_DATABASE_URL (postgresql://...) otherwise."""
     url = env_str("DATABASE_URL", f"sqlite:///{RUNWAY_HOME / 'runway.sqlite3'}")
     config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
+    if config["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
+        # The ASGI server runs each request in a thread of its own, so a connection kept per
+        # thread would be opened anew for every request: borrow one from a pool instead.
+        config["CONN_MAX_AGE"] = 0
+        config["CONN_HEALTH_CHECKS"] = False
+        size = int(env_float("DATABASE_POOL_SIZE", 20))
+        config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": size, "timeout": 30}
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["CONN_MAX_AGE"] = 0  # opening a SQLite file is cheap; each request thread closes its own
         config["OPTIONS"] = {
             # IMMEDIATE takes the write lock when a transaction starts, so two writers
             # queue on busy_timeout instead of failing with "database is locked" mid-way.

@@ -1,6 +1,7 @@
 """API tokens in the `Authorization: Bearer <token>` header (sessions are DRF's own class)."""
 from __future__ import annotations
 
+from django.utils.functional import SimpleLazyObject
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -24,7 +25,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "invalid or revoked API token; create one with `python manage.py token create`"
             )
-        return token.user, token
+        return SimpleLazyObject(lambda: token.user), token  # loaded only if a view reads it
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="runway"'

@@ -6,7 +6,11 @@ is a 400 naming the parameter, never an empty list.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import django_filters as filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
@@ -26,12 +30,27 @@ class UUIDIn(filters.BaseInFilter, filters.UUIDFilter):
     pass
 
 
+class UTCDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, turned to UTC: databases refuse some offsets Python accepts (PostgreSQL: beyond ±15:59)."""
+
+    def to_python(self, value: str | None) -> datetime | None:
+        parsed = super().to_python(value)
+        try:
+            return parsed.astimezone(timezone.utc) if parsed is not None and parsed.tzinfo else parsed
+        except OverflowError:
+            raise forms.ValidationError(f"{value!r} is out of the range of dates") from None
+
+
+class UTCDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
+
+
 def _after(field: str) -> filters.IsoDateTimeFilter:
-    return filters.IsoDateTimeFilter(field_name=field, lookup_expr="gte", help_text=f"{field} at or after (ISO 8601)")
+    return UTCDateTimeFilter(field_name=field, lookup_expr="gte", help_text=f"{field} at or after (ISO 8601)")
 
 
 def _before(field: str) -> filters.IsoDateTimeFilter:
-    return filters.IsoDateTimeFilter(field_name=field, lookup_expr="lt", help_text=f"{field} before (ISO 8601)")
+    return UTCDateTimeFilter(field_name=field, lookup_expr="lt", help_text=f"{field} before (ISO 8601)")
 
 
 class StrictOrdering(OrderingFilter):

@@ -11,10 +11,8 @@ class TokenScopePermission(permissions.BasePermission):
     message = "this API token is read-only; writes need a token created with --scope write"
 
     def has_permission(self, request: Request, view) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        if request.method in permissions.SAFE_METHODS:
-            return True
         token = request.auth
-        return not isinstance(token, ApiToken) or token.scope == TokenScope.WRITE
+        if isinstance(token, ApiToken):  # authenticated by its token; the user row is not needed
+            return request.method in permissions.SAFE_METHODS or token.scope == TokenScope.WRITE
+        user = request.user
+        return bool(user and user.is_authenticated)

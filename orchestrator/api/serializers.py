@@ -7,6 +7,7 @@ decide.
 from __future__ import annotations
 
 import uuid
+from datetime import timezone
 from typing import Any
 
 from rest_framework import serializers
@@ -60,9 +61,20 @@ class StateIn(StrictSerializer):
 
     def validate_details(self, value: dict[str, Any]) -> StateDetails:
         try:
-            return StateDetails.from_dict(value)
+            details = StateDetails.from_dict(value)
         except (TypeError, ValueError) as exc:
             raise serializers.ValidationError(f"bad state details: {exc}") from None
+        for name in StateDetails._DATETIMES:  # in UTC: databases refuse some offsets Python accepts
+            when = getattr(details, name)
+            if when is None:
+                continue
+            if when.tzinfo is None:
+                raise serializers.ValidationError(f"{name} {when.isoformat()!r} needs a time zone (e.g. Z)")
+            try:
+                setattr(details, name, when.astimezone(timezone.utc))
+            except OverflowError:
+                raise serializers.ValidationError(f"{name} {when.isoformat()!r} is out of the range of dates") from None
+        return details
 
     def validate_result(self, value: Any) -> Any:
         if value is not None and not isinstance(value, dict):

@@ -90,3 +90,21 @@ def test_too_many_log_lines_in_one_request_is_a_400(api):
     run_id = flow_run(api)
     response = api.post("logs/", json=[line(run_id, i) for i in range(1001)])
     assert response.status_code == 400 and "1000" in response.json()["detail"]
+
+
+def test_times_with_offsets_python_accepts_but_databases_refuse_are_normalized_or_refused(api):
+    odd = "2026-11-14T05:19:36.808+18:54"  # a legal ISO 8601 offset PostgreSQL cannot store
+    assert api.get("flow_runs/", params={"start_time_after": odd}).status_code == 200
+    edge = api.get("flow_runs/", params={"start_time_after": "0001-01-01T00:00:00+05:00"})
+    assert edge.status_code == 400 and "out of the range of dates" in edge.json()["detail"]
+    run = api.post("flow_runs/", json={"flow_name": "odd-offsets",
+                                       "state": {"type": "SCHEDULED", "details": {"scheduled_time": odd}}})  # fmt: skip
+    assert run.status_code == 201, run.text
+    assert run.json()["flow_run"]["next_scheduled_start_time"].startswith("2026-11-13T10:25:36.808")
+    naive = api.post("flow_runs/", json={"flow_name": "odd-offsets",
+                                         "state": {"type": "SCHEDULED", "details": {"scheduled_time": "2026-01-01T00:00"}}})  # fmt: skip
+    assert naive.status_code == 400 and "needs a time zone" in naive.json()["detail"]
+    line = {"flow_run_id": run.json()["flow_run"]["id"], "level": 20, "name": "x", "message": "m", "timestamp": odd}
+    assert api.post("logs/", json=[line]).status_code == 201
+    line["timestamp"] = "0001-01-01T00:00:00+05:00"
+    assert api.post("logs/", json=[line]).status_code == 400
