@@ -172,3 +172,30 @@ LOGGING = {
     "disable_existing_loggers": False,
     "loggers": {"orchestrator": {"level": env_str("LOGGING_LEVEL", "INFO")}},
 }
+
+# --- Celery (workers/celery.py reads every CELERY_* setting) ---------------------------------
+# Locally an embedded broker needs no server: kombu's filesystem transport under RUNWAY_HOME.
+# Production: RUNWAY_BROKER_URL=redis://host:6379/0 (or amqp://... for RabbitMQ).
+CELERY_BROKER_URL = env_str("BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _BROKER_DIR = RUNWAY_HOME / "broker"
+    (_BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
+    (_BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_BROKER_DIR / "queue"),
+        "data_folder_out": str(_BROKER_DIR / "queue"),
+        "control_folder": str(_BROKER_DIR / "control"),
+        "store_processed": False,
+        "polling_interval": 0.1,  # seconds between looks at the folder when it is empty
+    }
+CELERY_TASK_SERIALIZER = "json"  # nothing executable crosses the broker
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # results go through result storage; states through the orchestrator
+CELERY_TASK_ACKS_LATE = True  # a message is acknowledged when its task run is recorded, not when received
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a worker killed mid-task leaves its message to be redelivered
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # task runs may be long: do not hoard messages
+CELERY_TASK_DEFAULT_QUEUE = env_str("DEFAULT_QUEUE", "runway")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+

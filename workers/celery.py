@@ -1,0 +1,17 @@
+"""The Celery app, configured from Django settings (every CELERY_* setting in orchestrator/settings.py).
+
+`celery -A workers worker` finds it as `workers.app`. The broker is the
+embedded filesystem transport under RUNWAY_HOME unless RUNWAY_BROKER_URL names
+Redis or RabbitMQ; messages are JSON only.
+"""
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
+
+app = Celery("runway")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["workers"], related_name="tasks")
