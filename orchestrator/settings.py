@@ -50,7 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "orchestrator.server.static.StaticFilesMiddleware",  # WhiteNoise, async-capable
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,14 +83,15 @@ def _database() -> dict:
     url = env_str("DATABASE_URL", f"sqlite:///{RUNWAY_HOME / 'runway.sqlite3'}")
     config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
     if config["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
-        # The ASGI server runs each request in a thread of its own, so a connection kept per
-        # thread would be opened anew for every request: borrow one from a pool instead.
+        # Pooled connections: many server processes and workers share the database's connection slots.
         config["CONN_MAX_AGE"] = 0
         config["CONN_HEALTH_CHECKS"] = False
         size = int(env_float("DATABASE_POOL_SIZE", 20))
         config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": size, "timeout": 30}
     if config["ENGINE"] == "django.db.backends.sqlite3":
-        config["CONN_MAX_AGE"] = 0  # opening a SQLite file is cheap; each request thread closes its own
+        # The server's request threads are pooled (orchestrator/server/handler.py) and keep their
+        # connection; the SDK's in-process client manages its own connections.
+        config["CONN_MAX_AGE"] = 600
         config["OPTIONS"] = {
             # IMMEDIATE takes the write lock when a transaction starts, so two writers
             # queue on busy_timeout instead of failing with "database is locked" mid-way.
@@ -145,7 +146,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "orchestrator.api.pagination.Cursor",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["orchestrator.api.parsers.JSONWithoutNul"],
     "EXCEPTION_HANDLER": "orchestrator.api.errors.handle_exception",
 }
 SPECTACULAR_SETTINGS = {

@@ -107,7 +107,8 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}; see {self.log.name}")
+                output = Path(self.log.name).read_text()[-3000:]
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{output}")
             try:
                 httpx.get(f"{self.url}/api/flows/", timeout=1)
                 return self

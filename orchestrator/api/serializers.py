@@ -16,6 +16,7 @@ from orchestrator.runs.models import Flow, FlowRun, Log, StateTypeChoices, TaskR
 from orchestrator.schemas import State, StateDetails, StateType
 
 MAX_LOGS_PER_REQUEST = 1000
+MAX_TASK_RUNS_PER_REQUEST = 500
 
 
 class StrictSerializer(serializers.Serializer):
@@ -200,6 +201,11 @@ class TaskRunIn(_RunIn):
         data.setdefault("dynamic_key", uuid.uuid4().hex[:8])
         data.setdefault("name", f"{data['task_key'].rsplit('.', 1)[-1]}-{data['dynamic_key']}")
         return data
+
+
+class TaskRunBatchOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    orchestration = OrchestrationResultOut()
 
 
 # --- logs --------------------------------------------------------------------------------

@@ -167,6 +167,24 @@ class TaskRunViewSet(_RunViewSet):
         )
         return _created_response(TaskRun.objects.get(pk=run.pk), api.TaskRunOut, result)
 
+    @extend_schema(request=api.TaskRunIn(many=True), responses={201: api.TaskRunBatchOut(many=True)})
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def batch(self, request: Request) -> Response:
+        """Create up to 500 task runs in one transaction (the runs of a `.map()`): a JSON list of
+        what `POST /api/task_runs/` takes. Answers, in order, each run's id and orchestration result."""
+        items = _validated(api.TaskRunIn, request.data, many=True, max_length=api.MAX_TASK_RUNS_PER_REQUEST,
+                           allow_empty=False).validated_data  # fmt: skip
+        _must_exist(FlowRun, {item["flow_run_id"] for item in items if item.get("flow_run_id")}, "flow run")
+        runs = []
+        for item in items:
+            item["state"] = item.get("state") or State(type=StateType.PENDING)
+            item["run_id"] = item.pop("id", None)
+            item.setdefault("flow_run_id", None)
+            runs.append(item)
+        answers = services.task_runs_create(runs=runs)
+        body = [{"id": str(run_id), "orchestration": result.to_dict()} for run_id, result in answers]
+        return Response(body, status=status.HTTP_201_CREATED)
+
 
 def _refused(result: OrchestrationResult, asked_at: datetime, proposed: State) -> bool:
     """A rejection that wrote nothing and is not the replay of an earlier proposal: an illegal transition.

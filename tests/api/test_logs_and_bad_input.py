@@ -108,3 +108,11 @@ def test_times_with_offsets_python_accepts_but_databases_refuse_are_normalized_o
     assert api.post("logs/", json=[line]).status_code == 201
     line["timestamp"] = "0001-01-01T00:00:00+05:00"
     assert api.post("logs/", json=[line]).status_code == 400
+
+
+def test_a_nul_character_anywhere_in_a_body_or_a_filter_is_a_400(api):
+    body = {"flow_name": "nul", "parameters": {"x": ["ok", "bad\u0000"]}}
+    response = api.post("flow_runs/", json=body)
+    assert response.status_code == 400 and "found at parameters.x.1" in response.json()["detail"]
+    assert api.get("flow_runs/", params={"name": "a\x00b"}).status_code == 400
+    assert api.get("flow_runs/", params={"state_name": "a\x00b"}).status_code == 400

@@ -160,3 +160,26 @@ def test_a_bad_filter_is_a_400_naming_the_parameter(api, params):
     response = api.get("flow_runs/", params=params)
     assert response.status_code == 400, response.text
     assert next(iter(params)) in response.json()["detail"]
+
+
+def test_task_runs_are_created_in_a_batch_in_order_and_a_retried_batch_finds_them(api):
+    flow_run = new_flow_run(api, "api-batch")
+    propose(api, "flow", flow_run["id"], "RUNNING")
+    items = [{"id": str(uuid.uuid4()), "flow_run_id": flow_run["id"], "task_key": "m.double", "dynamic_key": str(i)}
+             for i in range(5)]  # fmt: skip
+    created = api.post("task_runs/batch/", json=items)
+    assert created.status_code == 201, created.text
+    assert [a["id"] for a in created.json()] == [i["id"] for i in items]
+    assert {a["orchestration"]["state"]["type"] for a in created.json()} == {"PENDING"}
+    again = api.post("task_runs/batch/", json=items)
+    assert [a["id"] for a in again.json()] == [i["id"] for i in items]
+    listed = api.get("task_runs/", params={"flow_run": flow_run["id"]}).json()["results"]
+    assert len(listed) == 5
+
+
+def test_a_bad_item_in_a_batch_stores_nothing_and_names_the_item(api):
+    flow_run = new_flow_run(api, "api-batch-bad")
+    items = [{"flow_run_id": flow_run["id"], "task_key": "m.ok"}, {"flow_run_id": flow_run["id"], "task_key": ""}]
+    response = api.post("task_runs/batch/", json=items)
+    assert response.status_code == 400 and response.json()["detail"].startswith("1.task_key")
+    assert api.get("task_runs/", params={"flow_run": flow_run["id"]}).json()["results"] == []
