@@ -199,4 +199,5 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # task runs may be long: do not hoard mes
 CELERY_TASK_DEFAULT_QUEUE = env_str("DEFAULT_QUEUE", "runway")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"  # run log lines printed by tasks are not warnings
 

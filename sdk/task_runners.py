@@ -3,6 +3,7 @@
 `ConcurrentTaskRunner` (the default) runs them in a thread pool; submissions
 start in order, so a task waiting on an earlier future never starves the pool.
 `SequentialTaskRunner` runs each at submission, one at a time.
+`CeleryTaskRunner` (sdk/celery_runner.py) sends them to Celery workers.
 """
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sdk.engine.task_engine import TaskRunEngine
 
 
 class BaseTaskRunner:
@@ -22,6 +26,16 @@ class BaseTaskRunner:
 
     def submit(self, fn: Callable[[], Any]) -> Future:
         raise NotImplementedError
+
+    def submit_run(self, engine: TaskRunEngine) -> Future:
+        """Execute a created task run's engine; the future's result is its final state.
+
+        Runners that execute in this process run the engine's steps; a runner
+        that sends runs elsewhere overrides this.
+        """
+        from sdk.engine.driver import run_sync
+
+        return self.submit(lambda: run_sync(engine.steps()))
 
     def shutdown(self, wait: bool = True) -> None:
         """Wait for what was submitted (or with wait=False, drop what has not started)."""
@@ -75,3 +89,12 @@ class ConcurrentTaskRunner(BaseTaskRunner):
 
     def __repr__(self) -> str:
         return f"ConcurrentTaskRunner(max_workers={self.max_workers})"
+
+
+def __getattr__(name: str) -> Any:
+    """`from sdk.task_runners import CeleryTaskRunner` without importing Celery for everyone else."""
+    if name == "CeleryTaskRunner":
+        from sdk.celery_runner import CeleryTaskRunner
+
+        return CeleryTaskRunner
+    raise AttributeError(f"module 'sdk.task_runners' has no attribute {name!r}")

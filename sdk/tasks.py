@@ -36,6 +36,7 @@ class Task(Generic[P, R]):
         retry_jitter_factor: float | None = None, retry_condition_fn: Callable[..., bool] | None = None,
         persist_result: bool | None = None, result_storage: LocalFileSystem | None = None,
         timeout_seconds: float | None = None, log_prints: bool | None = None,
+        queue: str | None = None,
         on_completion: list[Callable] | None = None, on_failure: list[Callable] | None = None,
     ) -> None:  # fmt: skip
         if not callable(fn):
@@ -56,6 +57,7 @@ class Task(Generic[P, R]):
         self.persist_result, self.result_storage = persist_result, result_storage
         self.timeout_seconds = _positive("timeout_seconds", timeout_seconds)
         self.log_prints = log_prints
+        self.queue = queue  # CeleryTaskRunner: the Celery queue of this task's runs
         self.on_completion, self.on_failure = list(on_completion or []), list(on_failure or [])
         if cache_key_fn is not None and persist_result is False:
             raise ValueError(f"task {self.name!r}: caching needs persisted results; drop persist_result=False")
@@ -86,6 +88,7 @@ class Task(Generic[P, R]):
             "retry_jitter_factor": self.retry_jitter_factor, "retry_condition_fn": self.retry_condition_fn,
             "persist_result": self.persist_result, "result_storage": self.result_storage,
             "timeout_seconds": self.timeout_seconds, "log_prints": self.log_prints,
+            "queue": self.queue,
             "on_completion": self.on_completion, "on_failure": self.on_failure,
         }  # fmt: skip
         unknown = set(options) - set(current)

@@ -20,6 +20,10 @@ _HOME = tempfile.mkdtemp(prefix="runway-tests-")
 os.environ["RUNWAY_HOME"] = _HOME
 os.environ.pop("RUNWAY_API_URL", None)
 os.environ.setdefault("RUNWAY_LOG_FLUSH_INTERVAL", "0.05")
+# Worker tests use the local Redis as broker, on a queue of this session's own, so that
+# sessions running side by side never take each other's messages.
+os.environ["RUNWAY_BROKER_URL"] = os.environ.get("RUNWAY_TEST_BROKER_URL", "redis://127.0.0.1:6379/0")
+os.environ["RUNWAY_DEFAULT_QUEUE"] = f"runway-test-{uuid.uuid4().hex[:8]}"
 _PG_SERVER = os.environ.get("RUNWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 _PG_NAME = f"runway_test_{uuid.uuid4().hex[:8]}"
 USING_POSTGRES = os.environ.get("RUNWAY_TEST_POSTGRES") == "1"

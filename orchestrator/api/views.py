@@ -16,10 +16,10 @@ from typing import Any
 from uuid import UUID
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -166,6 +166,24 @@ class TaskRunViewSet(_RunViewSet):
             state=state, run_id=data.pop("id", None), flow_run_id=data.pop("flow_run_id", None), **data
         )
         return _created_response(TaskRun.objects.get(pk=run.pk), api.TaskRunOut, result)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("ids", str, required=True, description="Up to 100 task run ids, comma-separated")],
+        responses={200: {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/StateOut"}}},
+    )
+    @action(detail=False, filter_backends=[], pagination_class=None)
+    def current_states(self, request: Request) -> Response:
+        """The current state of each listed task run, with its result reference: {id: state}.
+        How a flow watches the runs it sent to workers."""
+        text = request.query_params.get("ids", "")
+        try:
+            ids = [UUID(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise ValidationError({"ids": [f"not a comma-separated list of UUIDs: {text[:80]!r}"]}) from None
+        if not ids or len(ids) > 100:
+            raise ValidationError({"ids": ["give 1 to 100 task run ids, comma-separated"]})
+        states = selectors.task_run_current_states(task_run_ids=ids)
+        return Response({str(run_id): state.to_dict() for run_id, state in states.items()})
 
     @extend_schema(request=api.TaskRunIn(many=True), responses={201: api.TaskRunBatchOut(many=True)})
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)

@@ -179,3 +179,9 @@ def run_counts_by_state(runs: QuerySet) -> dict[str, Any]:
         by_type[state_type or "NONE"] = by_type.get(state_type or "NONE", 0) + n
         by_name[state_name or "None"] = by_name.get(state_name or "None", 0) + n
     return {"total": sum(by_type.values()), "by_type": by_type, "by_name": by_name}
+
+
+def task_run_current_states(*, task_run_ids: Iterable[UUID]) -> dict[UUID, State]:
+    """The current state (with its result reference) of each of these task runs that has one."""
+    runs = TaskRun.objects.filter(id__in=list(task_run_ids), state__isnull=False).select_related("state")
+    return {run.id: state_from_row(run.state) for run in runs.only("id", "state")}

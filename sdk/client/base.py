@@ -47,6 +47,10 @@ class OrchestrationClient(abc.ABC):
         """Propose a state for a task run."""
 
     @abc.abstractmethod
+    def get_task_run_states(self, task_run_ids: list[UUID]) -> dict[UUID, State]:
+        """The current state of each of these task runs (runs another process executes are watched so)."""
+
+    @abc.abstractmethod
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
         """Store a batch of log lines."""
 

@@ -30,6 +30,7 @@ from sdk.exceptions import ApiRequestRefused, OrchestratorUnavailable
 logger = logging.getLogger("runway.client")
 LOG_BATCH = 1000  # the API's limits per request
 TASK_RUN_BATCH = 500
+STATES_PER_READ = 100  # ids per query string
 _IN_PROGRESS = "PENDING,RUNNING,CANCELLING"
 
 
@@ -88,6 +89,14 @@ class HttpClient(OrchestrationClient):
     def set_task_run_state(self, task_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
         body = {"state": _proposal(state), "force": force}
         return OrchestrationResult.from_dict(self._request("POST", f"task_runs/{task_run_id}/set_state/", body))
+
+    def get_task_run_states(self, task_run_ids: list[UUID]) -> dict[UUID, State]:
+        found: dict[UUID, State] = {}
+        for start in range(0, len(task_run_ids), STATES_PER_READ):
+            ids = ",".join(str(i) for i in task_run_ids[start : start + STATES_PER_READ])
+            answer = self._request("GET", "task_runs/current_states/", params={"ids": ids})
+            found.update({UUID(run_id): State.from_dict(state) for run_id, state in answer.items()})
+        return found
 
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
         for start in range(0, len(logs), LOG_BATCH):

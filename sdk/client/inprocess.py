@@ -122,6 +122,11 @@ class InProcessClient(OrchestrationClient):
 
         return self._call(task_run_set_state, task_run_id=task_run_id, state=state, force=force)
 
+    def get_task_run_states(self, task_run_ids: list[UUID]) -> dict[UUID, State]:
+        from orchestrator.runs.selectors import task_run_current_states
+
+        return self._call(task_run_current_states, task_run_ids=task_run_ids)
+
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
         from orchestrator.runs.services import logs_create
 

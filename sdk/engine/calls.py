@@ -77,7 +77,7 @@ def _submit_created(engine: TaskRunEngine, run_id: Any, answer: Any, runner: Bas
     engine.created_as(run_id, answer)
     if flow_ctx:
         flow_run_logger(flow_ctx).info(f"Submitted task run {engine.run.name!r} for execution.")
-    future = RunwayFuture(engine, runner.submit(lambda: run_sync(engine.steps())))
+    future = RunwayFuture(engine, runner.submit_run(engine))
     if flow_ctx:
         flow_ctx.futures.append(future)
     return future

@@ -173,3 +173,37 @@ class _entered:
     def __exit__(self, *exc: Any) -> None:
         if self._ctx:
             self._ctx.__exit__(*exc)
+
+
+@dataclass
+class Deferred:
+    """The steps stopped at a Sleep longer than allowed: resume them (from the orchestrator's state) after `seconds`."""
+
+    seconds: float
+
+
+def run_sync_deferring(steps: Steps, longest_sleep: float) -> Any:
+    """`run_sync`, except that a Sleep over `longest_sleep` seconds closes the steps and returns Deferred.
+
+    A Celery worker uses it so that a retry delay does not hold a worker slot:
+    the run's state (AwaitingRetry, with its time) is in the orchestrator, and
+    the task is sent again to start it when due.
+    """
+    reply: Any = None
+    while True:
+        try:
+            instruction = steps.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(instruction, Sleep):
+            if instruction.seconds > longest_sleep:
+                steps.close()
+                return Deferred(instruction.seconds)
+            time.sleep(max(instruction.seconds, 0))
+            reply = None
+            continue
+        try:
+            reply = _call_sync(instruction)
+        except BaseException as exc:
+            steps.throw(exc)
+            raise

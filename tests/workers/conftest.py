@@ -1,0 +1,64 @@
+"""Real `celery worker` processes on this session's database and broker queue."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Worker:
+    """`celery -A workers worker` in a subprocess; `kill()` sends SIGKILL, `stop()` a warm shutdown."""
+
+    def __init__(self, queues: str, concurrency: int = 2, name: str | None = None, **env: str) -> None:
+        self.name = name or f"w-{uuid.uuid4().hex[:6]}"
+        self.log_path = Path(os.environ["RUNWAY_HOME"]) / f"worker-{self.name}.log"
+        command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
+                   "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle", "-l", "info"]  # fmt: skip
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **env})  # fmt: skip
+
+    def wait_ready(self, timeout: float = 60) -> Worker:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n{self.output()[-3000:]}")
+            if " ready." in self.output():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"worker {self.name} not ready within {timeout} s:\n{self.output()[-3000:]}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def start_worker():
+    """start_worker(queues=the session's queue, concurrency=2, **env) -> a ready Worker; stopped after the test."""
+    started: list[Worker] = []
+
+    def start(queues: str | None = None, concurrency: int = 2, **env: str) -> Worker:
+        worker = Worker(queues or os.environ["RUNWAY_DEFAULT_QUEUE"], concurrency, **env)
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()

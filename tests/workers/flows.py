@@ -1,0 +1,97 @@
+"""Flows and tasks the worker tests send to Celery: importable, so workers find them by module path."""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from sdk import flow, get_run_logger, task
+from sdk.task_runners import CeleryTaskRunner
+
+
+@task
+def square(x: int) -> int:
+    get_run_logger().info("squaring %d on pid %d", x, os.getpid())
+    return x * x
+
+
+@task
+async def async_total(values: list[int]) -> int:
+    await asyncio.sleep(0.01)
+    return sum(values)
+
+
+@flow(task_runner=CeleryTaskRunner())
+def squares_then_total(n: int) -> int:
+    return async_total.submit(square.map(range(n))).result()
+
+
+@task(retries=2, retry_delay_seconds=2)
+def fails_until_marked(marker: str) -> str:
+    """Fails the first time (and leaves a marker), then succeeds: a retry by the orchestrator's rules."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("failed once")
+        raise RuntimeError("first attempt fails")
+    return "second attempt"
+
+
+@flow(task_runner=CeleryTaskRunner())
+def retried_on_a_worker(marker: str) -> str:
+    return fails_until_marked.submit(marker).result()
+
+
+@task
+def always_fails() -> None:
+    raise ValueError("this task always fails")
+
+
+@task
+def after_failure(value: object) -> str:
+    return "must not run"
+
+
+@flow(task_runner=CeleryTaskRunner())
+def upstream_failure() -> str:
+    first = always_fails.submit()
+    return after_failure.submit(first, return_state=True).name
+
+
+@flow(task_runner=CeleryTaskRunner())
+def reads_a_failure() -> None:
+    always_fails.submit().result()  # raises the task's ValueError here, in the flow
+
+
+class Point:
+    """Not JSON: crosses to the worker through result storage."""
+
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+
+@task
+def make_point(x: int) -> Point:
+    return Point(x, x + 1)
+
+
+@task
+def norm(point: Point) -> int:
+    return point.x * point.x + point.y * point.y
+
+
+@flow(task_runner=CeleryTaskRunner())
+def objects_between_tasks() -> int:
+    return norm.submit(make_point.submit(3)).result()
+
+
+OTHER_QUEUE = os.environ.get("RUNWAY_DEFAULT_QUEUE", "runway") + "-other"
+
+
+@task(queue=OTHER_QUEUE)
+def on_its_own_queue() -> str:
+    return "served"
+
+
+@flow(task_runner=CeleryTaskRunner())
+def task_with_queue() -> str:
+    return on_its_own_queue.submit().result()

@@ -1,0 +1,115 @@
+"""CeleryTaskRunner against real `celery worker` processes and a real Redis broker."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from orchestrator.runs.models import FlowRun, TaskRun
+from tests.sdk.conftest import logs_of, state_names
+from tests.workers import flows
+
+
+def latest(flow_name: str) -> FlowRun:
+    return FlowRun.objects.filter(flow__name=flow_name).latest("created")
+
+
+def test_mapped_and_async_task_runs_execute_on_workers_and_their_results_come_back(start_worker):
+    worker = start_worker(concurrency=2)
+    assert flows.squares_then_total(6) == sum(i * i for i in range(6))
+    run = latest("squares-then-total")
+    assert state_names(run) == ["Pending", "Running", "Completed"]
+    task_runs = list(run.task_runs.all())
+    assert len(task_runs) == 7 and {t.state_name for t in task_runs} == {"Completed"}
+    for task_run in task_runs:
+        assert state_names(task_run) == ["Pending", "Running", "Completed"]
+    worker_pids = {int(line.rsplit(" ", 1)[1]) for line in logs_of(run) if line.startswith("squaring")}
+    assert worker_pids and os.getpid() not in worker_pids  # the work ran in the worker's processes
+    assert "runway.run_task_run" in worker.output()
+
+
+def test_a_failed_task_run_is_retried_on_a_worker_after_its_delay_without_holding_a_slot(start_worker, tmp_path):
+    start_worker(concurrency=1)
+    started = time.monotonic()
+    assert flows.retried_on_a_worker(str(tmp_path / "marker")) == "second attempt"
+    assert time.monotonic() - started >= 2  # the retry delay was honoured
+    task_run = latest("retried-on-a-worker").task_runs.get()
+    assert state_names(task_run) == ["Pending", "Running", "AwaitingRetry", "Retrying", "Completed"]
+    assert task_run.run_count == 2
+
+
+def test_an_upstream_failure_leaves_the_downstream_run_not_ready_and_fails_a_flow_that_reads_it(start_worker):
+    start_worker()
+    assert flows.upstream_failure() == "NotReady"
+    runs = {t.name: t for t in latest("upstream-failure").task_runs.all()}
+    assert runs["always_fails-0"].state_name == "Failed"
+    assert runs["after_failure-0"].state_name == "NotReady"
+    state = flows.reads_a_failure(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ValueError, match="this task always fails"):
+        state.result()
+
+
+def test_values_that_are_not_json_cross_through_result_storage(start_worker):
+    start_worker()
+    assert flows.objects_between_tasks() == 3 * 3 + 4 * 4
+
+
+def test_a_task_runs_on_the_queue_it_names(start_worker):
+    start_worker(queues=flows.OTHER_QUEUE, concurrency=1)
+    assert flows.task_with_queue() == "served"
+
+
+def test_a_script_s_tasks_are_found_by_its_file_path(start_worker, tmp_path):
+    start_worker()
+    script = tmp_path / "etl_script.py"
+    script.write_text(textwrap.dedent("""
+        from sdk import flow, task
+        from sdk.task_runners import CeleryTaskRunner
+
+        @task
+        def shout(word: str) -> str:
+            return word.upper()
+
+        @flow(task_runner=CeleryTaskRunner())
+        def script_flow() -> list[str]:
+            return [f.result() for f in shout.map(["a", "b"])]
+
+        if __name__ == "__main__":
+            print(script_flow())
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(flows.__file__).rsplit("/tests/", 1)[0]})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "['A', 'B']"
+
+
+def test_a_task_defined_inside_a_function_is_refused_at_submission():
+    from sdk import flow, task
+    from sdk.engine.remote import NotSendable
+    from sdk.task_runners import CeleryTaskRunner
+
+    @task
+    def local_task() -> int:
+        return 1
+
+    @flow(task_runner=CeleryTaskRunner())
+    def sends_a_local_task() -> int:
+        return local_task.submit().result()
+
+    with pytest.raises(NotSendable, match="defined inside a function"):
+        sends_a_local_task()
+
+
+def test_task_runs_record_their_worker_output_in_the_run_logs(start_worker):
+    start_worker()
+    flows.squares_then_total(2)
+    run = latest("squares-then-total")
+    square_run = TaskRun.objects.get(flow_run=run, name="square-1")
+    messages = [log.message for log in square_run.logs.order_by("timestamp")]
+    assert any(m.startswith("squaring 1 on pid") for m in messages)
+    assert "Finished in state Completed()" in messages
