@@ -201,3 +201,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"  # run log lines printed by tasks are not warnings
 
+# --- Workers' liveness (orchestrator/runs/claims.py) -------------------------------------------
+# A worker sends a heartbeat for each task run it runs every RUNWAY_HEARTBEAT_SECONDS; a run
+# whose worker has been quiet for RUNWAY_HEARTBEAT_TIMEOUT is Crashed (and retried if it may
+# be); workers and flows waiting on runs look for such runs every RUNWAY_SWEEP_SECONDS.
+RUNWAY_HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 10.0)
+RUNWAY_HEARTBEAT_TIMEOUT = env_float("HEARTBEAT_TIMEOUT", 30.0)
+RUNWAY_SWEEP_SECONDS = env_float("SWEEP_SECONDS", 5.0)

@@ -85,6 +85,9 @@ class CeleryTaskRunner(BaseTaskRunner):
                 self._watcher.start()
 
     def _watch_loop(self) -> None:
+        from sdk.settings import get_settings
+
+        next_sweep = time.monotonic() + get_settings().sweep_seconds
         while True:
             with self._lock:
                 ids = list(self._watching)
@@ -93,7 +96,20 @@ class CeleryTaskRunner(BaseTaskRunner):
                     return
             for start in range(0, len(ids), WATCH_BATCH):
                 self._settle(ids[start : start + WATCH_BATCH])
+            if time.monotonic() >= next_sweep:  # no live worker may be left to notice a dead one
+                self._sweep(ids)
+                next_sweep = time.monotonic() + get_settings().sweep_seconds
             time.sleep(self.poll_interval)
+
+    def _sweep(self, ids: list[UUID]) -> None:
+        """Crash (and retry, if they may) this flow's runs whose worker went quiet."""
+        from workers.tasks import resend
+
+        try:
+            for start in range(0, len(ids), WATCH_BATCH):
+                resend(self._client.sweep_lost_task_runs(ids[start : start + WATCH_BATCH]))
+        except Exception:  # the orchestrator is unreachable for now: sweep again next time
+            return
 
     def _settle(self, ids: list[UUID]) -> None:
         try:

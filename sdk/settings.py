@@ -20,6 +20,8 @@ class Settings:
     log_batch_size: int
     task_runner_threads: int  # default ConcurrentTaskRunner pool size
     persist_results: bool  # default for persist_result=None
+    heartbeat_seconds: float  # a worker's heartbeat interval for the task runs it runs
+    sweep_seconds: float  # how often a flow looks for its task runs whose worker vanished
 
     @property
     def storage_path(self) -> Path:
@@ -40,4 +42,6 @@ def get_settings() -> Settings:
         log_batch_size=int(env_float("LOG_BATCH_SIZE", 500)),
         task_runner_threads=int(env_float("TASK_RUNNER_THREADS", 16)),
         persist_results=env_bool("PERSIST_RESULTS", True),
+        heartbeat_seconds=env_float("HEARTBEAT_SECONDS", 10.0),
+        sweep_seconds=env_float("SWEEP_SECONDS", 5.0),
     )

@@ -24,6 +24,10 @@ os.environ.setdefault("RUNWAY_LOG_FLUSH_INTERVAL", "0.05")
 # sessions running side by side never take each other's messages.
 os.environ["RUNWAY_BROKER_URL"] = os.environ.get("RUNWAY_TEST_BROKER_URL", "redis://127.0.0.1:6379/0")
 os.environ["RUNWAY_DEFAULT_QUEUE"] = f"runway-test-{uuid.uuid4().hex[:8]}"
+# Workers' liveness in seconds, small so that lost runs are found quickly in tests.
+os.environ.setdefault("RUNWAY_HEARTBEAT_SECONDS", "0.5")
+os.environ.setdefault("RUNWAY_HEARTBEAT_TIMEOUT", "3")
+os.environ.setdefault("RUNWAY_SWEEP_SECONDS", "1")
 _PG_SERVER = os.environ.get("RUNWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 _PG_NAME = f"runway_test_{uuid.uuid4().hex[:8]}"
 USING_POSTGRES = os.environ.get("RUNWAY_TEST_POSTGRES") == "1"

@@ -15,3 +15,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 app = Celery("runway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"], related_name="tasks")
+
+
+from workers.sweep import LostRunSweep  # noqa: E402  (a worker bootstep; reads settings only when started)
+
+app.steps["worker"].add(LostRunSweep)  # every worker sweeps for runs whose worker vanished

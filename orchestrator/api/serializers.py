@@ -208,6 +208,27 @@ class TaskRunBatchOut(serializers.Serializer):
     orchestration = OrchestrationResultOut()
 
 
+class ClaimIn(StrictSerializer):
+    worker = serializers.CharField(max_length=255)
+    hostname = serializers.CharField(max_length=255, allow_blank=True)
+    pid = serializers.IntegerField(min_value=0, max_value=2**31 - 1, allow_null=True)
+    dispatch = serializers.JSONField(allow_null=True, help_text="The message to send again if the run is retried.")
+
+
+class ClaimOut(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["claimed", "held", "finished"])
+    reason = serializers.CharField(allow_blank=True)
+
+
+class HeartbeatIn(StrictSerializer):
+    worker = serializers.CharField(max_length=255)
+    ids = serializers.ListField(child=serializers.UUIDField(), max_length=1000)
+
+
+class SweepIn(StrictSerializer):
+    ids = serializers.ListField(child=serializers.UUIDField(), max_length=1000, allow_null=True, required=False)
+
+
 # --- logs --------------------------------------------------------------------------------
 class LogOut(serializers.ModelSerializer):
     class Meta:

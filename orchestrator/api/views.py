@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -26,7 +27,7 @@ from rest_framework.response import Response
 from orchestrator.api import filters as api_filters
 from orchestrator.api.pagination import StateCursor
 from orchestrator.api import serializers as api
-from orchestrator.runs import selectors, services
+from orchestrator.runs import claims, selectors, services
 from orchestrator.runs.models import Flow, FlowRun, FlowRunState, Log, TaskRun, TaskRunState
 from orchestrator.schemas import OrchestrationResult, SetStateStatus, State, StateType
 
@@ -184,6 +185,32 @@ class TaskRunViewSet(_RunViewSet):
             raise ValidationError({"ids": ["give 1 to 100 task run ids, comma-separated"]})
         states = selectors.task_run_current_states(task_run_ids=ids)
         return Response({str(run_id): state.to_dict() for run_id, state in states.items()})
+
+    @extend_schema(request=api.ClaimIn, responses=api.ClaimOut)
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def claim(self, request: Request, pk: str) -> Response:
+        """A worker claims the run before running it: claimed (run it), held (another live worker
+        has it: drop the message) or finished. A run whose worker went quiet is Crashed first."""
+        data = _validated(api.ClaimIn, request.data).validated_data
+        found = claims.task_run_claim(task_run_id=_run_id(pk, "task run"), timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT,
+                                      **data)  # fmt: skip
+        return Response({"status": found.status, "reason": found.reason})
+
+    @extend_schema(request=api.HeartbeatIn, responses=inline_serializer("Held", {"held": serializers.IntegerField()}))
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def heartbeat(self, request: Request) -> Response:
+        """A worker is alive and still runs these task runs."""
+        data = _validated(api.HeartbeatIn, request.data).validated_data
+        return Response({"held": claims.task_run_heartbeat(task_run_ids=data["ids"], worker=data["worker"])})
+
+    @extend_schema(request=api.SweepIn, responses=inline_serializer("Resend", {"resend": serializers.ListField()}))
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def sweep_lost(self, request: Request) -> Response:
+        """Crash the runs (of `ids`, or all) whose worker went quiet, retrying those that may be:
+        answers the messages to send again."""
+        ids = _validated(api.SweepIn, request.data).validated_data.get("ids")
+        resend = claims.task_runs_sweep_lost(timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT, task_run_ids=ids)
+        return Response({"resend": resend})
 
     @extend_schema(request=api.TaskRunIn(many=True), responses={201: api.TaskRunBatchOut(many=True)})
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)

@@ -39,9 +39,12 @@ def increment_run_count(ctx: OrchestrationContext) -> None:
     """Count attempts, on entering Running.
 
     Leaving a terminal state (to Running or Pending) starts the count again, so
-    retries re-arm; a flow run resuming from Paused goes on with its attempt.
+    retries re-arm; a flow run resuming from Paused goes on with its attempt, and
+    so does a run retried after its worker was lost (Crashed, then AwaitingRetry):
+    that retry spends one of its retries.
     """
-    if ctx.initial_type in TERMINAL_TYPES and ctx.proposed.type not in TERMINAL_TYPES:
+    retrying_a_crash = ctx.proposed.name == "AwaitingRetry"
+    if ctx.initial_type in TERMINAL_TYPES and ctx.proposed.type not in TERMINAL_TYPES and not retrying_a_crash:
         ctx.run.run_count = 0
     resuming = ctx.kind == "flow" and ctx.initial_type == StateType.PAUSED
     if ctx.proposed.type == StateType.RUNNING and not resuming:

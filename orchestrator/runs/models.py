@@ -124,6 +124,11 @@ class TaskRun(RunBase):
     # Upstream runs that fed each parameter: {"x": [{"input_type": "task_run", "id": ...}]}.
     task_inputs = models.JSONField(default=dict, blank=True)
     flow_run_run_count = models.PositiveIntegerField(default=0)
+    # Set when a Celery worker claims the run (orchestrator/runs/claims.py): who holds it, its
+    # last sign of life, and the message that started it, sent again if the run must be retried.
+    worker = models.CharField(max_length=255, blank=True, default="", db_default="")
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    dispatch = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -51,6 +51,19 @@ class OrchestrationClient(abc.ABC):
         """The current state of each of these task runs (runs another process executes are watched so)."""
 
     @abc.abstractmethod
+    def claim_task_run(self, task_run_id: UUID, *, worker: str, hostname: str, pid: int | None,
+                       dispatch: dict[str, Any] | None) -> tuple[str, str]:  # fmt: skip
+        """Make `worker` the holder of a task run before running it: ("claimed" | "held" | "finished", why)."""
+
+    @abc.abstractmethod
+    def heartbeat_task_runs(self, task_run_ids: list[UUID], worker: str) -> int:
+        """Tell the orchestrator `worker` still runs these task runs; returns how many it still holds."""
+
+    @abc.abstractmethod
+    def sweep_lost_task_runs(self, task_run_ids: list[UUID] | None = None) -> list[dict[str, Any]]:
+        """Crash (and retry if they may) the runs whose worker went quiet; returns the dispatches to send again."""
+
+    @abc.abstractmethod
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
         """Store a batch of log lines."""
 

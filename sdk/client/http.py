@@ -98,6 +98,18 @@ class HttpClient(OrchestrationClient):
             found.update({UUID(run_id): State.from_dict(state) for run_id, state in answer.items()})
         return found
 
+    def claim_task_run(self, task_run_id: UUID, *, worker: str, hostname: str, pid: int | None,
+                       dispatch: dict[str, Any] | None) -> tuple[str, str]:  # fmt: skip
+        body = {"worker": worker, "hostname": hostname, "pid": pid, "dispatch": dispatch}
+        answer = self._request("POST", f"task_runs/{task_run_id}/claim/", body)
+        return answer["status"], answer["reason"]
+
+    def heartbeat_task_runs(self, task_run_ids: list[UUID], worker: str) -> int:
+        return self._request("POST", "task_runs/heartbeat/", {"worker": worker, "ids": task_run_ids})["held"]
+
+    def sweep_lost_task_runs(self, task_run_ids: list[UUID] | None = None) -> list[dict[str, Any]]:
+        return self._request("POST", "task_runs/sweep_lost/", {"ids": task_run_ids})["resend"]
+
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
         for start in range(0, len(logs), LOG_BATCH):
             self._request("POST", "logs/", logs[start : start + LOG_BATCH])

@@ -127,6 +127,28 @@ class InProcessClient(OrchestrationClient):
 
         return self._call(task_run_current_states, task_run_ids=task_run_ids)
 
+    def claim_task_run(self, task_run_id: UUID, *, worker: str, hostname: str, pid: int | None,
+                       dispatch: dict[str, Any] | None) -> tuple[str, str]:  # fmt: skip
+        from django.conf import settings
+
+        from orchestrator.runs.claims import task_run_claim
+
+        claim = self._call(task_run_claim, task_run_id=task_run_id, worker=worker, hostname=hostname, pid=pid,
+                           dispatch=dispatch, timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)  # fmt: skip
+        return claim.status, claim.reason
+
+    def heartbeat_task_runs(self, task_run_ids: list[UUID], worker: str) -> int:
+        from orchestrator.runs.claims import task_run_heartbeat
+
+        return self._call(task_run_heartbeat, task_run_ids=task_run_ids, worker=worker)
+
+    def sweep_lost_task_runs(self, task_run_ids: list[UUID] | None = None) -> list[dict[str, Any]]:
+        from django.conf import settings
+
+        from orchestrator.runs.claims import task_runs_sweep_lost
+
+        return self._call(task_runs_sweep_lost, timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT, task_run_ids=task_run_ids)
+
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
         from orchestrator.runs.services import logs_create
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ class Worker:
                    "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle", "-l", "info"]  # fmt: skip
         self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **env})  # fmt: skip
+                                        env={**os.environ, **env}, start_new_session=True)  # fmt: skip
 
     def wait_ready(self, timeout: float = 60) -> Worker:
         deadline = time.monotonic() + timeout
@@ -34,6 +35,11 @@ class Worker:
                 return self
             time.sleep(0.1)
         raise RuntimeError(f"worker {self.name} not ready within {timeout} s:\n{self.output()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL to the whole worker (main process and pool children), as when its machine is lost."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from sdk import flow, get_run_logger, task
@@ -95,3 +96,34 @@ def on_its_own_queue() -> str:
 @flow(task_runner=CeleryTaskRunner())
 def task_with_queue() -> str:
     return on_its_own_queue.submit().result()
+
+
+def _attempt(ledger: str) -> int:
+    """Append this execution to the ledger file; returns which execution this is (1, 2, ...)."""
+    with open(ledger, "a") as handle:
+        handle.write(f"{os.getpid()}\n")
+    return len(Path(ledger).read_text().splitlines())
+
+
+@task(retries=1, retry_delay_seconds=0)
+def slow_first_time(ledger: str) -> str:
+    if _attempt(ledger) == 1:
+        time.sleep(60)  # long enough to be killed in the middle
+    return "done"
+
+
+@flow(task_runner=CeleryTaskRunner())
+def survives_a_lost_worker(ledger: str) -> str:
+    return slow_first_time.submit(ledger).result()
+
+
+@task
+def slow_without_retries(ledger: str) -> str:
+    _attempt(ledger)
+    time.sleep(60)
+    return "never"
+
+
+@flow(task_runner=CeleryTaskRunner())
+def loses_its_worker(ledger: str) -> str:
+    return slow_without_retries.submit(ledger).result()

@@ -108,6 +108,16 @@ class TestRunCount:
         assert fresh(run).run_count == 1
         assert propose(run, S.FAILED).state.name == "AwaitingRetry"
 
+    def test_a_run_retried_after_its_worker_was_lost_goes_on_counting_and_spends_a_retry(self, make_task_run):
+        run = make_task_run(S.PENDING, S.RUNNING, retries=1)
+        propose(run, S.CRASHED, force=True)
+        propose(run, State(S.SCHEDULED, name="AwaitingRetry"), force=True)
+        assert fresh(run).run_count == 1
+
+        assert propose(run, S.RUNNING).state.name == "Retrying"
+        assert fresh(run).run_count == 2
+        assert propose(run, S.FAILED).status == SetStateStatus.ACCEPT  # no retry left
+
 
 class TestTotalRunTime:
     def test_total_run_time_adds_up_the_time_spent_running_over_all_attempts(self, make_run):

@@ -1,0 +1,107 @@
+"""Which Celery worker holds a task run: claims, heartbeats, and the sweep for runs whose worker vanished.
+
+A message can arrive twice (the broker redelivers it when a worker dies before
+acknowledging) and a worker can die silently (SIGKILL, a lost host). So before
+running a task run a worker claims it. The claim fails when the run is finished
+or another worker holds it and still sends heartbeats; a claim on a run whose
+worker went quiet ends that attempt as Crashed and, if retries remain, starts
+the next. While it runs the task, the worker sends heartbeats; the sweep finds
+Running runs whose heartbeats stopped and does the same, answering with the
+messages to send again. Every state change goes through the services.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from orchestrator.exceptions import ObjectNotFound
+from orchestrator.rules.core import retry_delay_seconds
+from orchestrator.runs.models import TaskRun
+from orchestrator.runs.services import task_run_set_state
+from orchestrator.schemas import State, StateDetails, StateType
+
+CLAIMED, HELD, FINISHED = "claimed", "held", "finished"
+_HELD_TYPES = (StateType.PENDING, StateType.RUNNING)  # a claimed run in these states has a live holder
+
+
+@dataclass
+class Claim:
+    """The answer to a claim: `status` is claimed (run it), held (another live worker has it) or finished."""
+
+    status: str
+    reason: str = ""
+
+
+def task_run_claim(*, task_run_id: UUID, worker: str, hostname: str, pid: int | None,
+                   dispatch: dict[str, Any] | None, timeout: float) -> Claim:  # fmt: skip
+    """Make `worker` the holder of the run, unless it is finished or held by a live worker."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = TaskRun.objects.select_for_update().filter(pk=task_run_id).first()
+        if run is None:
+            raise ObjectNotFound(f"task run {task_run_id} does not exist")
+        if run.state_type in (StateType.COMPLETED, StateType.CANCELLED, StateType.CANCELLING):
+            return Claim(FINISHED, f"the run is {run.state_name}")
+        held = run.worker and run.worker != worker and not _quiet(run, now, timeout)
+        if held and run.state_type in _HELD_TYPES:
+            return Claim(HELD, f"worker {run.worker} is running it")
+        if run.state_type == StateType.RUNNING:  # its worker went quiet (or it was this worker, restarted)
+            if not _crash_and_maybe_retry(run, now, why=_lost_message(run, now)):
+                return Claim(FINISHED, "its worker was lost and it has no retries left")
+        elif run.state_type in (StateType.FAILED, StateType.CRASHED):
+            return Claim(FINISHED, f"the run is {run.state_name}")
+        TaskRun.objects.filter(pk=run.pk).update(worker=worker, hostname=hostname, pid=pid,
+                                                 heartbeat=now, dispatch=dispatch)  # fmt: skip
+    return Claim(CLAIMED)
+
+
+def task_run_heartbeat(*, task_run_ids: list[UUID], worker: str) -> int:
+    """Record that `worker` is alive and still running these runs; returns how many it still holds."""
+    return TaskRun.objects.filter(pk__in=task_run_ids, worker=worker).update(heartbeat=timezone.now())
+
+
+def task_runs_sweep_lost(*, timeout: float, task_run_ids: list[UUID] | None = None) -> list[dict[str, Any]]:
+    """End as Crashed the claimed Pending or Running runs whose worker has been quiet for `timeout` seconds
+    (a worker can die between its claim and Running); retry those with retries left.
+    Returns the dispatches (message and queue) of the retried runs, to send again."""
+    now = timezone.now()
+    lost = TaskRun.objects.filter(state_type__in=_HELD_TYPES, heartbeat__lt=now - timedelta(seconds=timeout))
+    if task_run_ids is not None:
+        lost = lost.filter(pk__in=task_run_ids)
+    resend = []
+    for run_id in list(lost.exclude(worker="").values_list("pk", flat=True)):
+        with transaction.atomic():
+            run = TaskRun.objects.select_for_update().filter(pk=run_id).first()
+            if run is None or run.state_type not in _HELD_TYPES or not run.worker or not _quiet(run, now, timeout):
+                continue  # it finished, or beat, meanwhile
+            if _crash_and_maybe_retry(run, now, why=_lost_message(run, now)) and run.dispatch:
+                resend.append(run.dispatch)
+    return resend
+
+
+def _quiet(run: TaskRun, now: datetime, timeout: float) -> bool:
+    return run.heartbeat is None or (now - run.heartbeat).total_seconds() > timeout
+
+
+def _lost_message(run: TaskRun, now: datetime) -> str:
+    quiet = f"{(now - run.heartbeat).total_seconds():.0f} s ago" if run.heartbeat else "never"
+    return (f"Crashed: worker {run.worker or '?'} on {run.hostname or '?'} (pid {run.pid}) stopped "
+            f"sending heartbeats (last {quiet})")  # fmt: skip
+
+
+def _crash_and_maybe_retry(run: TaskRun, now: datetime, *, why: str) -> bool:
+    """Record the lost attempt as Crashed; True if a retry was scheduled (AwaitingRetry)."""
+    task_run_set_state(task_run_id=run.pk, state=State(type=StateType.CRASHED, message=why), force=True)
+    policy = run.empirical_policy or {}
+    if run.run_count > int(policy.get("retries") or 0):
+        return False
+    delay = retry_delay_seconds(policy, attempt=run.run_count)
+    retry = State(type=StateType.SCHEDULED, name="AwaitingRetry", message=why,
+                  details=StateDetails(scheduled_time=now + timedelta(seconds=delay)))  # fmt: skip
+    task_run_set_state(task_run_id=run.pk, state=retry, force=True)
+    return True

@@ -1,0 +1,121 @@
+"""Workers that die: their runs are found through the missing heartbeats, crashed, and retried elsewhere.
+
+The session runs with a heartbeat every 0.5 s, a 3 s timeout and a sweep every
+second (tests/conftest.py); production defaults are 10 s, 30 s and 5 s.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from orchestrator.runs.claims import task_run_claim, task_run_heartbeat, task_runs_sweep_lost
+from orchestrator.runs.models import FlowRun, TaskRun
+from orchestrator.runs.services import task_run_set_state
+from orchestrator.schemas import SetStateStatus, State, StateType
+from tests.sdk.conftest import state_names
+from tests.workers import flows
+
+
+def wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {count} lines in {timeout} s")
+
+
+def run_in_thread(fn, *args) -> dict:
+    done: dict = {}
+
+    def target() -> None:
+        try:
+            done["value"] = fn(*args, return_state=True)
+        except BaseException as exc:  # noqa: BLE001 (reported to the test)
+            done["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    done["thread"] = thread
+    return done
+
+
+def test_a_run_whose_worker_is_killed_is_crashed_and_retried_on_another_worker(start_worker, tmp_path):
+    ledger = tmp_path / "ledger"
+    doomed = start_worker(concurrency=1)
+    outcome = run_in_thread(flows.survives_a_lost_worker, str(ledger))
+    wait_for_lines(ledger, 1)  # the first attempt is running on the doomed worker
+    doomed.kill()
+    start_worker(concurrency=1)
+    outcome["thread"].join(timeout=90)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["value"].result() == "done"
+    task_run = FlowRun.objects.filter(flow__name="survives-a-lost-worker").latest("created").task_runs.get()
+    assert state_names(task_run) == ["Pending", "Running", "Crashed", "AwaitingRetry", "Retrying", "Completed"]
+    crashed = task_run.states.get(name="Crashed")
+    assert "stopped sending heartbeats" in crashed.message and doomed.name in crashed.message
+    assert len(ledger.read_text().splitlines()) == 2  # executions = runs + recorded retries
+
+
+def test_a_run_without_retries_whose_only_worker_dies_ends_the_flow_in_bounded_time(start_worker, tmp_path):
+    ledger = tmp_path / "ledger"
+    only = start_worker(concurrency=1)
+    outcome = run_in_thread(flows.loses_its_worker, str(ledger))
+    wait_for_lines(ledger, 1)
+    killed_at = time.monotonic()
+    only.kill()
+    outcome["thread"].join(timeout=60)
+    assert not outcome["thread"].is_alive(), "the flow hangs"
+    assert time.monotonic() - killed_at < 30
+    state = outcome["value"]
+    assert state.is_crashed() or state.is_failed()
+    task_run = FlowRun.objects.filter(flow__name="loses-its-worker").latest("created").task_runs.get()
+    assert task_run.state_name == "Crashed"
+    assert len(ledger.read_text().splitlines()) == 1
+
+
+@pytest.fixture
+def claimed_run(client):
+    """A Running task run claimed by worker 'w-old', as a worker leaves it."""
+    from sdk.states import Pending
+
+    flow_id = client.create_flow("claims")
+    flow_run_id, _ = client.create_flow_run(flow_id=flow_id, name="c", state=Pending().to_schema())
+    client.set_flow_run_state(flow_run_id, State(type=StateType.RUNNING))
+    run_id, _ = client.create_task_run(flow_run_id=flow_run_id, task_key="m.t", dynamic_key=uuid.uuid4().hex,
+                                       name="t", state=Pending().to_schema(),
+                                       empirical_policy={"retries": 1, "retry_delay": 0})  # fmt: skip
+    claim = task_run_claim(task_run_id=run_id, worker="w-old", hostname="h", pid=1,
+                           dispatch={"body": {"task_run_id": str(run_id)}, "queue": "q"}, timeout=3)  # fmt: skip
+    assert claim.status == "claimed"
+    assert task_run_set_state(task_run_id=run_id, state=State(type=StateType.RUNNING)).status == SetStateStatus.ACCEPT
+    return run_id
+
+
+def test_a_second_delivery_is_dropped_while_the_first_worker_is_alive(claimed_run):
+    claim = task_run_claim(task_run_id=claimed_run, worker="w-new", hostname="h", pid=2, dispatch=None, timeout=3)
+    assert (claim.status, claim.reason) == ("held", "worker w-old is running it")
+    assert task_run_heartbeat(task_run_ids=[claimed_run], worker="w-old") == 1
+    assert task_run_heartbeat(task_run_ids=[claimed_run], worker="w-new") == 0
+
+
+def test_the_sweep_crashes_a_quiet_run_retries_it_once_and_a_stale_completion_is_rejected(claimed_run):
+    TaskRun.objects.filter(pk=claimed_run).update(heartbeat=timezone.now() - timezone.timedelta(seconds=10))
+    resend = task_runs_sweep_lost(timeout=3, task_run_ids=[claimed_run])
+    assert resend == [{"body": {"task_run_id": str(claimed_run)}, "queue": "q"}]
+    assert task_runs_sweep_lost(timeout=3, task_run_ids=[claimed_run]) == []  # swept once
+    run = TaskRun.objects.get(pk=claimed_run)
+    assert state_names(run)[-2:] == ["Crashed", "AwaitingRetry"]
+    stale = task_run_set_state(task_run_id=claimed_run, state=State(type=StateType.COMPLETED))
+    assert stale.status == SetStateStatus.REJECT and stale.state.name == "AwaitingRetry"
+
+
+def test_a_redelivered_message_of_a_finished_run_is_dropped(claimed_run):
+    task_run_set_state(task_run_id=claimed_run, state=State(type=StateType.COMPLETED))
+    claim = task_run_claim(task_run_id=claimed_run, worker="w-new", hostname="h", pid=2, dispatch=None, timeout=3)
+    assert claim.status == "finished"

@@ -1,0 +1,49 @@
+"""Every worker looks for task runs whose worker vanished, on a timer in its main process.
+
+Any live worker finishes the runs of a dead one: marks them Crashed and, when
+they may be retried, sends their message again. Sweeps by several workers at
+once are safe: each run is locked while it is swept, and a run already swept is
+no longer Running.
+"""
+from __future__ import annotations
+
+import logging
+
+from celery import bootsteps
+from django.conf import settings
+
+logger = logging.getLogger("runway.worker")
+
+
+def sweep_lost_runs() -> None:
+    from django.db import close_old_connections
+
+    from orchestrator.runs.claims import task_runs_sweep_lost
+    from workers.tasks import resend
+
+    try:
+        dispatches = task_runs_sweep_lost(timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)
+        if dispatches:
+            logger.warning("retrying %d task run(s) whose worker vanished", len(dispatches))
+        resend(dispatches)
+    except Exception:
+        logger.exception("the sweep for lost task runs failed; it runs again in %s s", settings.RUNWAY_SWEEP_SECONDS)
+    finally:
+        close_old_connections()
+
+
+class LostRunSweep(bootsteps.StartStopStep):
+    """A worker bootstep: run `sweep_lost_runs` every RUNWAY_SWEEP_SECONDS."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs) -> None:
+        super().__init__(worker, **kwargs)
+        self.timer_ref = None
+
+    def start(self, worker) -> None:
+        self.timer_ref = worker.timer.call_repeatedly(settings.RUNWAY_SWEEP_SECONDS, sweep_lost_runs, priority=10)
+
+    def stop(self, worker) -> None:
+        if self.timer_ref is not None:
+            self.timer_ref.cancel()
