@@ -8,6 +8,7 @@ docs/configuration.md lists every variable.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import dj_database_url
 
@@ -15,7 +16,7 @@ from orchestrator.env import env_bool, env_float, env_list, env_str, runway_home
 
 RUNWAY_HOME = runway_home()
 RUNWAY_HOME.mkdir(parents=True, exist_ok=True)
-BASE_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def _local_secret_key() -> str:
@@ -118,6 +119,8 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # WhiteNoise serves static files from the apps and static/ directly: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "admin:login"
+# Messages in the session, not in a cookie: the admin shows a new API token once in a message.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # --- HTTPS and cookies: RUNWAY_HTTPS=true is the production switch (docs/deployment.md) ---
 HTTPS = env_bool("HTTPS", False)

@@ -38,6 +38,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
         """A token's owner, name and scope are fixed once made: revoke it and make another."""
         return self.readonly_fields + (["user", "name", "scope"] if obj else [])
 
+    def get_form(self, request: HttpRequest, obj: ApiToken | None = None, **kwargs):
+        """Only a superuser makes tokens for others: a token acts with all its owner's rights."""
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None and not request.user.is_superuser and "user" in form.base_fields:
+            form.base_fields["user"].queryset = form.base_fields["user"].queryset.filter(pk=request.user.pk)
+        return form
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
         if change:
             return

@@ -125,7 +125,7 @@ class LogFilter(filters.FilterSet):
 
     def filter_min_level(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         text = value.strip().upper()
-        level = int(text) if text.isdigit() else LEVELS.get(text)
+        level = int(text) if text.isdecimal() and text.isascii() else LEVELS.get(text)
         if level is None:
             raise ValidationError({"min_level": [f"unknown log level {value!r}; use one of {', '.join(LEVELS)} or a number"]})
         return queryset.filter(level__gte=level)

@@ -1,41 +1,55 @@
-"""The API's JSON parser: standard JSON, minus the NUL character.
+"""The API's JSON parser: standard JSON, minus what the database cannot store.
 
-PostgreSQL stores no NUL in text or JSONB, so a "\\u0000" anywhere in a body
-(a parameter, a log message, a state detail) would fail at the database as a
-500. It is refused here with a 400 naming where it was.
+PostgreSQL stores no NUL in text or JSONB, and a lone UTF-16 surrogate
+("\\ud800", legal in JSON text) cannot be encoded as UTF-8 at all: either
+would fail later, as a 500, or worse after the row was written, whenever the
+row is read back. Both are refused here with a 400 naming where they were, as
+is nesting deeper than any real payload needs.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+MAX_DEPTH = 64
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
 
 class JSONWithoutNul(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
-        where = _nul_at(data, "")
-        if where is not None:
-            raise ParseError(f"the NUL character (\\u0000) is not accepted, found at {where or 'the top level'}")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels is not accepted") from None
+        problem = _first_problem(data)
+        if problem:
+            raise ParseError(problem)
         return data
 
 
-def _nul_at(value: Any, path: str) -> str | None:
-    """The path of the first string (or key) holding a NUL, or None."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return here
-            found = _nul_at(item, here)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_at(item, f"{path}.{index}" if path else str(index))
-            if found is not None:
-                return found
+def _first_problem(data: Any) -> str | None:
+    """What cannot be stored, and where: walked with a stack, so depth cannot exhaust Python's."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"JSON nested deeper than {MAX_DEPTH} levels is not accepted (at {path})"
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                return f"{_what(value)} is not accepted, found at {path or 'the top level'}"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                here = f"{path}.{key}" if path else str(key)
+                if _UNSTORABLE.search(str(key)):
+                    return f"{_what(str(key))} is not accepted in a key, found at {path or 'the top level'}"
+                stack.append((item, here, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}.{i}" if path else str(i), depth + 1) for i, item in enumerate(value))
     return None
+
+
+def _what(text: str) -> str:
+    return "the NUL character (\\u0000)" if "\x00" in text else "a lone UTF-16 surrogate (\\ud800-\\udfff)"

@@ -148,16 +148,25 @@ class TaskRunOut(serializers.ModelSerializer):
                   "flow_run_run_count"]  # fmt: skip
 
 
+MAX_RETRY_DELAY = 366 * 24 * 3600.0  # a year: beyond it a date overflows, and no one means it
+
+
 class EmpiricalPolicyIn(StrictSerializer):
     retries = serializers.IntegerField(min_value=0, max_value=1000, default=0)
     retry_delay = serializers.JSONField(default=0, help_text="Seconds: a number, or a list (one per retry).")
-    retry_jitter_factor = serializers.FloatField(min_value=0, required=False, allow_null=True)
+    retry_jitter_factor = serializers.FloatField(min_value=0, max_value=10, required=False, allow_null=True)
 
     def validate_retry_delay(self, value: Any) -> Any:
         values = value if isinstance(value, list) else [value]
-        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in values):
-            raise serializers.ValidationError("retry_delay must be a number of seconds >= 0, or a non-empty list of them")
+        if not values or len(values) > 1000 or not all(_seconds(v) for v in values):
+            raise serializers.ValidationError(
+                f"retry_delay must be a number of seconds from 0 to {MAX_RETRY_DELAY:.0f}, or a list of them"
+            )
         return value
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_RETRY_DELAY
 
 
 class _RunIn(StrictSerializer):

@@ -278,9 +278,10 @@ class LogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         responses={201: inline_serializer("LogsCreated", {"created": serializers.IntegerField()})},
     )
     def create(self, request: Request) -> Response:
-        """Store a batch of log lines: a JSON list of at most 1,000 lines."""
+        """Store a batch of log lines: a JSON list of at most 1,000 lines. With an `Idempotency-Key`
+        header, a batch already stored under that key is not stored again (`created` is then 0)."""
         batch = _validated(api.LogIn, request.data, many=True, max_length=api.MAX_LOGS_PER_REQUEST, allow_empty=False)
         _must_exist(FlowRun, {line["flow_run_id"] for line in batch.validated_data if line.get("flow_run_id")}, "flow run")
         _must_exist(TaskRun, {line["task_run_id"] for line in batch.validated_data if line.get("task_run_id")}, "task run")
-        created = services.logs_create(logs=batch.validated_data)
+        created = services.logs_create(logs=batch.validated_data, batch_key=request.headers.get("Idempotency-Key"))
         return Response({"created": created}, status=status.HTTP_201_CREATED)

@@ -207,3 +207,11 @@ class Log(models.Model):
             models.Index(fields=["flow_run", "timestamp", "id"], name="log_flowrun_time"),
             models.Index(fields=["task_run", "timestamp", "id"], name="log_taskrun_time"),
         ]
+
+
+class LogBatch(models.Model):
+    """The key of a batch of log lines already stored: a client retrying a batch whose answer it lost
+    sends the same key, and the lines are not stored twice."""
+
+    key = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)

@@ -21,7 +21,7 @@ from orchestrator.rules import bookkeeping, policies
 from orchestrator.rules.base import OrchestrationContext
 from orchestrator.rules.engine import orchestrate
 from orchestrator.runs import store
-from orchestrator.runs.models import Flow, FlowRun, TaskRun
+from orchestrator.runs.models import Flow, FlowRun, LogBatch, TaskRun
 from orchestrator.runs.selectors import state_from_row
 from orchestrator.schemas import TERMINAL_TYPES, OrchestrationResult, SetStateStatus, State, StateType
 
@@ -50,15 +50,26 @@ def flow_run_create(
 
     With an idempotency key, a second call returns the run the first one made.
     """  # fmt: skip
-    if idempotency_key:
-        existing = FlowRun.objects.filter(flow_id=flow_id, idempotency_key=idempotency_key).first()
-        if existing:
-            return existing, OrchestrationResult(SetStateStatus.ACCEPT, _current_state(existing))
+    existing = _flow_run_by_key(flow_id, idempotency_key)
+    if existing:
+        return existing, OrchestrationResult(SetStateStatus.ACCEPT, _current_state(existing))
     fields = {
         "flow_id": flow_id, "parameters": parameters or {}, "tags": list(tags),
         "parent_flow_run_id": parent_flow_run_id, "idempotency_key": idempotency_key, "hostname": hostname,
     }  # fmt: skip
-    return _create_run(FlowRun, "flow", name, state, empirical_policy, pid, fields)
+    try:
+        return _create_run(FlowRun, "flow", name, state, empirical_policy, pid, fields)
+    except IntegrityError:  # a concurrent create with the same key won the race
+        existing = _flow_run_by_key(flow_id, idempotency_key)
+        if existing is None:
+            raise
+        return existing, OrchestrationResult(SetStateStatus.ACCEPT, _current_state(existing))
+
+
+def _flow_run_by_key(flow_id: UUID, idempotency_key: str | None) -> FlowRun | None:
+    if not idempotency_key:
+        return None
+    return FlowRun.objects.select_related("state").filter(flow_id=flow_id, idempotency_key=idempotency_key).first()
 
 
 def task_run_create(
@@ -78,14 +89,8 @@ def task_run_create(
     fields = _task_run_fields(flow_run_id, task_key, dynamic_key, tags, task_inputs, cache_key, hostname)
     try:
         return _create_run(TaskRun, "task", name, state, empirical_policy, pid, fields, run_id, then)
-    except IntegrityError:  # the key exists: a retried flow run meets its earlier task run
-        existing = (
-            TaskRun.objects.select_related("state")
-            .filter(flow_run_id=flow_run_id, task_key=task_key, dynamic_key=dynamic_key)
-            .first()
-        )
-        if flow_run_id is None or existing is None:
-            raise ObjectNotFound(f"flow run {flow_run_id} does not exist") from None
+    except IntegrityError:  # the id or key exists: a retried request, or a retried flow run's earlier task run
+        existing = _existing_task_run(run_id, flow_run_id, task_key, dynamic_key)
         if then is not None:
             return existing, task_run_set_state(task_run_id=existing.id, state=then)
         return existing, OrchestrationResult(SetStateStatus.ACCEPT, _current_state(existing))
@@ -109,6 +114,20 @@ def task_runs_create(*, runs: Sequence[dict[str, Any]]) -> list[tuple[UUID, Orch
             run, answer = task_run_create(**item)
             answers.append((run.id, answer))
         return answers
+
+
+def _existing_task_run(run_id: UUID | None, flow_run_id: UUID | None, task_key: str, dynamic_key: str) -> TaskRun:
+    """The run a create collided with: the same id (a retried request) or the same key in its flow run."""
+    runs = TaskRun.objects.select_related("state")
+    same_id = runs.filter(pk=run_id).first() if run_id else None
+    if same_id is not None:
+        if (same_id.flow_run_id, same_id.task_key, same_id.dynamic_key) != (flow_run_id, task_key, dynamic_key):
+            raise InvalidInput(f"task run id {run_id} is already used by another task run; choose a new id")
+        return same_id
+    existing = runs.filter(flow_run_id=flow_run_id, task_key=task_key, dynamic_key=dynamic_key).first()
+    if flow_run_id is None or existing is None:
+        raise ObjectNotFound(f"flow run {flow_run_id} does not exist")
+    return existing
 
 
 _TASK_RUN_REQUIRED = ("flow_run_id", "task_key", "dynamic_key", "name", "state")
@@ -213,10 +232,22 @@ def flow_run_finish_task_runs(
     return len(open_ids)
 
 
-def logs_create(*, logs: Iterable[dict[str, Any]]) -> int:
-    """Store log lines, in one batch; each needs level, name, message, timestamp and a run id."""
+def logs_create(*, logs: Iterable[dict[str, Any]], batch_key: str | None = None) -> int:
+    """Store log lines, in one batch; each needs level, name, message, timestamp and a run id.
+
+    With a batch key, a batch already stored under that key is not stored again
+    (a retried request); returns how many lines were stored now.
+    """
     rows = [_log_fields(entry) for entry in logs]
     with transaction.atomic():
+        if batch_key is not None:
+            if len(batch_key) > 64:
+                raise InvalidInput(f"log batch key {batch_key[:80]!r} is longer than 64 characters")
+            try:
+                with transaction.atomic():
+                    LogBatch.objects.create(key=batch_key)
+            except IntegrityError:
+                return 0
         store.insert_logs(store.Db(), rows)
     return len(rows)
 

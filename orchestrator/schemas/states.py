@@ -66,6 +66,8 @@ class StateDetails:
     pause_key: str | None = None
 
     _DATETIMES = ("scheduled_time", "cache_expiration", "pause_timeout")
+    _STRINGS = ("cache_key", "transition_key", "pause_key")
+    _BOOLEANS = ("refresh_cache", "retriable")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, omitting defaults to keep state rows small."""
@@ -90,7 +92,15 @@ class StateDetails:
         if unknown:
             raise ValueError(f"unknown state detail(s): {', '.join(sorted(unknown))}")
         for name in cls._DATETIMES:
+            if not isinstance(data.get(name), (str, datetime, type(None))):
+                raise ValueError(f"{name} must be an ISO 8601 date and time, got {data[name]!r}")
             data[name] = _parse_dt(data.get(name))
+        for name in cls._STRINGS:
+            if not isinstance(data.get(name), (str, type(None))) or len(data.get(name) or "") > 255:
+                raise ValueError(f"{name} must be a string of at most 255 characters, got {data[name]!r:.80}")
+        for name in cls._BOOLEANS:
+            if name in data and not isinstance(data[name], bool):
+                raise ValueError(f"{name} must be true or false, got {data[name]!r}")
         return cls(**data)
 
 

@@ -51,6 +51,7 @@ class SyncRequestHandler(ASGIHandler):
     def _respond(self, scope: dict[str, Any], body_file) -> tuple[int, list[tuple[bytes, bytes]], list[bytes]]:
         """Everything Django does for one request, in this thread; the answer as ASGI needs it."""
         set_script_prefix(get_script_prefix(scope))
+        scope = _with_content_length(scope, body_file)
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, response = self.create_request(scope, body_file)
         if request is not None:
@@ -60,6 +61,18 @@ class SyncRequestHandler(ASGIHandler):
             return response.status_code, _headers(response), _body(response, self.chunk_size)
         finally:
             response.close()  # sends request_finished: this thread's database connections are tidied
+
+
+def _with_content_length(scope: dict[str, Any], body_file) -> dict[str, Any]:
+    """A body sent chunked (no Content-Length) is read whole above; Django reads only as much as
+    Content-Length says, so it is given the real length."""
+    if any(name == b"content-length" for name, _ in scope.get("headers", [])):
+        return scope
+    size = body_file.seek(0, 2)
+    body_file.seek(0)
+    if not size:
+        return scope
+    return {**scope, "headers": [*scope.get("headers", []), (b"content-length", str(size).encode())]}
 
 
 def _headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:

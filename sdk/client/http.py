@@ -6,8 +6,9 @@ connections open across threads. Requests are retried with backoff on
 connection errors and 5xx answers, for up to RUNWAY_API_RETRY_SECONDS, so a
 server restart in the middle of a flow only pauses it. Retrying is safe:
 every state proposal carries a transition key, a task run its id and a flow
-run an idempotency key, so a request the server applied before its answer was
-lost is answered again, not applied twice.
+run an idempotency key, and each batch of log lines an Idempotency-Key header,
+so a request the server applied before its answer was lost is answered again,
+not applied twice.
 """
 from __future__ import annotations
 
@@ -111,8 +112,8 @@ class HttpClient(OrchestrationClient):
         return self._request("POST", "task_runs/sweep_lost/", {"ids": task_run_ids})["resend"]
 
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
-        for start in range(0, len(logs), LOG_BATCH):
-            self._request("POST", "logs/", logs[start : start + LOG_BATCH])
+        for start in range(0, len(logs), LOG_BATCH):  # a key per batch: a retried batch is stored once
+            self._request("POST", "logs/", logs[start : start + LOG_BATCH], headers={"Idempotency-Key": uuid.uuid4().hex})
 
     def runs_in_progress_on_host(self, hostname: str) -> list[tuple[str, UUID, int | None]]:
         found: list[tuple[str, UUID, int | None]] = []
@@ -132,14 +133,15 @@ class HttpClient(OrchestrationClient):
             yield from page["results"]
             url, query = page.get("next"), None
 
-    def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def _request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> Any:
         """Send until answered: connection errors and 5xx are retried with backoff until the window closes."""
         content = json.dumps(body, default=_jsonable) if body is not None else None
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.05
         while True:
             try:
-                response = self._http.request(method, path, content=content, params=params)
+                response = self._http.request(method, path, content=content, params=params, headers=headers)
                 if response.status_code < 500:
                     return _decode(response, method, path)
                 problem = f"HTTP {response.status_code}: {response.text[:200]}"
@@ -166,10 +168,14 @@ def _decode(response: httpx.Response, method: str, path: str) -> Any:
     if response.is_success or response.status_code == 409:  # 409: an illegal transition, answered REJECT
         return response.json()
     try:
-        detail = response.json().get("detail") or response.text
+        body = response.json()
+        detail = (body.get("detail") if isinstance(body, dict) else None) or response.text
     except ValueError:
         detail = response.text
     where = f"{method} /{path.lstrip('/')}"
+    if response.is_redirect:
+        raise InvalidInput(f"{where}: the server redirects to {response.headers.get('location')!r}; "
+                           "set RUNWAY_API_URL to that address (https?)")  # fmt: skip
     if response.status_code in (401, 403):
         raise ApiRequestRefused(f"{where}: the API refused the request ({response.status_code}): {detail}")
     if response.status_code == 404:

@@ -26,6 +26,17 @@ def test_every_endpoint_refuses_requests_without_credentials(live_server, method
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_every_operation_of_the_schema_refuses_requests_without_credentials(live_server, make_token):
+    """The list above, checked against the schema: no route is left out."""
+    schema = httpx.get(f"{live_server}/api/schema/", headers={"Authorization": f"Bearer {make_token('read')}",
+                                                              "Accept": "application/json"}).json()  # fmt: skip
+    operations = [(method.upper(), path) for path, item in schema["paths"].items() for method in item]
+    assert len(operations) >= 20
+    for method, path in operations:
+        url = live_server + path.replace("{id}", str(uuid.uuid4()))
+        assert httpx.request(method, url, json={}).status_code == 401, (method, path)
+
+
 def test_a_wrong_or_revoked_token_is_refused_with_a_message(live_server, make_token):
     raw = make_token()
     assert httpx.get(f"{live_server}/api/flows/", headers={"Authorization": f"Bearer {raw}"}).status_code == 200

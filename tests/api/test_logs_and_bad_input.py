@@ -116,3 +116,75 @@ def test_a_nul_character_anywhere_in_a_body_or_a_filter_is_a_400(api):
     assert response.status_code == 400 and "found at parameters.x.1" in response.json()["detail"]
     assert api.get("flow_runs/", params={"name": "a\x00b"}).status_code == 400
     assert api.get("flow_runs/", params={"state_name": "a\x00b"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b'{"flow_name": "x", "parameters": {"a": "\\ud800"}}', "lone UTF-16 surrogate"),
+        (b'{"flow_name": "x", "tags": ["\\udfff"]}', "lone UTF-16 surrogate"),
+        (b'{"flow_name": "x", "parameters": ' + b'[' * 2000 + b']' * 2000 + b'}', "nested deeper than"),
+        (b'{"flow_name": "x", "parameters": {"deep": ' + b'[' * 100 + b']' * 100 + b'}}', "nested deeper than"),
+    ],
+)  # fmt: skip
+def test_json_the_database_cannot_store_is_a_400_and_nothing_is_stored(api, raw, says):
+    before = api.get("flow_runs/counts/").json()["total"]
+    response = api.post("flow_runs/", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert says in response.json()["detail"]
+    assert api.get("flow_runs/counts/").json()["total"] == before
+    assert api.get("flow_runs/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"flow_name": "x", "empirical_policy": {"retries": 1, "retry_delay": 1e308}}, "retry_delay must be"),
+        ({"flow_name": "x", "empirical_policy": {"retry_jitter_factor": 1e308}}, "retry_jitter_factor"),
+        ({"flow_name": "x", "state": {"type": "PENDING", "details": {"transition_key": {"a": 1}}}}, "transition_key must be a string"),
+        ({"flow_name": "x", "state": {"type": "PENDING", "details": {"cache_key": "k" * 300}}}, "at most 255"),
+        ({"flow_name": "x", "state": {"type": "PENDING", "details": {"retriable": "no"}}}, "retriable must be true or false"),
+    ],
+)  # fmt: skip
+def test_out_of_range_and_mistyped_values_are_a_400_naming_them(api, body, says):
+    response = api.post("flow_runs/", json=body)
+    assert response.status_code == 400, response.text
+    assert says in response.json()["detail"]
+
+
+def test_a_level_or_cursor_that_is_not_one_is_a_400(api):
+    assert api.get("logs/", params={"min_level": "²"}).status_code == 400
+    bad_cursor = api.get("flow_runs/", params={"cursor": "not-a-cursor"})
+    assert bad_cursor.status_code == 400 and "invalid cursor" in bad_cursor.json()["detail"]
+
+
+def test_concurrent_creates_with_one_idempotency_key_make_one_run(api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = uuid.uuid4().hex
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: api.post("flow_runs/", json={"flow_name": "idem-race", "idempotency_key": key}),
+                                range(16)))  # fmt: skip
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["flow_run"]["id"] for a in answers}) == 1
+
+
+def test_a_chunked_body_without_content_length_is_read(live_server, make_token):
+    import httpx
+
+    def chunks():
+        yield b'{"name": '
+        yield b'"chunked-flow"}'
+
+    response = httpx.post(f"{live_server}/api/flows/", content=chunks(),
+                          headers={"Authorization": f"Bearer {make_token()}", "Content-Type": "application/json"})  # fmt: skip
+    assert response.status_code in (200, 201), response.text
+    assert response.json()["name"] == "chunked-flow"
+
+
+def test_a_log_batch_sent_twice_with_one_idempotency_key_is_stored_once(api):
+    run_id = flow_run(api)
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    assert api.post("logs/", json=[line(run_id, 1)], headers=headers).json() == {"created": 1}
+    assert api.post("logs/", json=[line(run_id, 1)], headers=headers).json() == {"created": 0}
+    assert len(api.get("logs/", params={"flow_run": run_id}).json()["results"]) == 1

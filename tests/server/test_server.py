@@ -48,7 +48,8 @@ def test_the_server_serves_the_history_of_ephemeral_runs(live_server, make_token
 
 def test_check_deploy_passes_with_the_documented_production_settings(tmp_path):
     env = {**os.environ, "RUNWAY_HOME": str(tmp_path), "RUNWAY_SECRET_KEY": secrets.token_urlsafe(50),
-           "RUNWAY_ALLOWED_HOSTS": "runway.example.com", "RUNWAY_HTTPS": "true"}  # fmt: skip
+           "RUNWAY_ALLOWED_HOSTS": "runway.example.com", "RUNWAY_HTTPS": "true", "RUNWAY_BEHIND_PROXY": "true",
+           "RUNWAY_CSRF_TRUSTED_ORIGINS": "https://runway.example.com"}  # fmt: skip
     done = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -69,7 +70,7 @@ def test_the_first_start_creates_an_account_and_prints_how_to_log_in(tmp_path):
     done = subprocess.run([sys.executable, "manage.py", "setup"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "Log in to the UI and admin as 'admin' with password" in done.stdout
+    assert "Log in to the UI and admin at http://127.0.0.1:8000/admin/ as 'admin' with password" in done.stdout
     token = done.stdout.split("RUNWAY_API_KEY=")[1].split()[0]
     again = subprocess.run([sys.executable, "manage.py", "setup"], cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -27,10 +27,10 @@ class Command(BaseCommand):
         if not no_migrate:
             self.stdout.write("Applying database migrations...")
             call_command("migrate", interactive=False, verbosity=0)
+        base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         first = account_bootstrap()
         if first is not None:
-            self.stdout.write(self.style.WARNING(first_account_message(first)))
-        base = f"http://{host}:{port}"
+            self.stdout.write(self.style.WARNING(first_account_message(first, base)))
         self.stdout.write(f"Runway server at {base}/  (API {base}/api/, docs {base}/api/docs/, admin {base}/admin/)")
         from daphne.cli import CommandLineInterface
 
@@ -40,11 +40,11 @@ class Command(BaseCommand):
         CommandLineInterface().run([*argv, "orchestrator.asgi:application"])
 
 
-def first_account_message(first) -> str:
+def first_account_message(first, base_url: str = "http://127.0.0.1:8000") -> str:
     """How to log in and point the SDK at this server; shown once, when the account is made."""
     return (
-        f"Created the first account. Log in to the UI and admin as {first.username!r} with password "
-        f"{first.password!r}\n(change it with `python manage.py changepassword {first.username}`).\n"
+        f"Created the first account. Log in to the UI and admin at {base_url}/admin/ as {first.username!r} "
+        f"with password {first.password!r}\n(change it with `python manage.py changepassword {first.username}`).\n"
         f"API token for the SDK, shown once:\n"
-        f"  export RUNWAY_API_URL=http://127.0.0.1:8000/api RUNWAY_API_KEY={first.token}"
+        f"  export RUNWAY_API_URL={base_url}/api RUNWAY_API_KEY={first.token}"
     )
