@@ -14,8 +14,11 @@ limits are decided by the orchestrator's rules, on the worker.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -23,25 +26,52 @@ from uuid import UUID
 from sdk.engine import inputs, remote
 from sdk.engine.driver import run_sync
 from sdk.exceptions import UpstreamTaskError
+from orchestrator.schemas import StateType
 from sdk.states import State
 from sdk.task_runners import BaseTaskRunner
 
 if TYPE_CHECKING:
     from sdk.engine.task_engine import TaskRunEngine
 
+logger = logging.getLogger("runway.celery")
 WATCH_BATCH = 500  # runs asked about per look
+# Runs that ended are asked for since the newest end seen. A state stamped before that one but
+# committed after it would be missed: the look naming every run in flight, every sweep interval,
+# finds it.
+MIN_POLL = 0.02  # seconds between looks while runs are finishing; up to poll_interval while none do
+
+
+MAX_RESEND_WAIT = 600.0  # seconds: a run waiting behind a long queue is sent again at most this rarely
+
+
+@dataclass
+class _Sent:
+    """A run's message, when it was last sent, and how long to wait before sending it again."""
+
+    body: dict
+    queue: str | None
+    at: float = field(default_factory=time.monotonic)
+    wait: float = field(default_factory=lambda: _resend_after())
+
+
+def _resend_after() -> float:
+    from sdk.settings import get_settings
+
+    return get_settings().resend_seconds
 
 
 class CeleryTaskRunner(BaseTaskRunner):
     """Sends submitted task runs to Celery workers; `queue` defaults to the app's default queue."""
 
-    def __init__(self, queue: str | None = None, poll_interval: float = 0.1, dispatchers: int = 8) -> None:
+    def __init__(self, queue: str | None = None, poll_interval: float = 0.5, dispatchers: int = 8) -> None:
         self.queue, self.poll_interval, self.dispatchers = queue, poll_interval, dispatchers
         self._pool: ThreadPoolExecutor | None = None
         self._watching: dict[UUID, Future] = {}
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._client = None
+        self._flow_run_id: UUID | None = None
+        self._sent: dict[UUID, _Sent] = {}
 
     def duplicate(self) -> CeleryTaskRunner:
         return CeleryTaskRunner(self.queue, self.poll_interval, self.dispatchers)
@@ -68,38 +98,94 @@ class CeleryTaskRunner(BaseTaskRunner):
                 return
             storage = engine.flow_ctx.result_storage if engine.flow_ctx else None
             body = remote.message(engine, parameters, storage)
-            self._watch(engine.run.id, future, engine.client)
-            from workers.tasks import run_task_run
-
-            run_task_run.apply_async(args=[body], queue=engine.task.queue or self.queue)
+            self._watch(engine, future)
         except BaseException as exc:
             future.set_exception(exc)
+            return
+        self._send(engine.run.id, _Sent(body, engine.task.queue or self.queue))
+
+    def _send(self, run_id: UUID, sent: _Sent) -> None:
+        """Send (again) the message of a run; if the broker cannot take it now, the next look resends it."""
+        from workers.tasks import run_task_run
+
+        with self._lock:
+            self._sent[run_id] = sent
+        try:
+            run_task_run.apply_async(args=[sent.body], queue=sent.queue)
+        except Exception as exc:  # the broker is down: keep the run, send it again later
+            sent.at = 0.0
+            logger.warning("could not send task run %s to the broker (%s); will send it again", sent.body["name"], exc)
+
+    def _resend_waiting(self, ids: list[UUID]) -> None:
+        """Send again the runs still Pending long after their message was sent: the broker may have lost it
+        (a restart without persistence). A worker that gets a message twice runs the run once (its claim)."""
+        now = time.monotonic()
+        with self._lock:
+            due = [(run_id, self._sent[run_id]) for run_id in ids
+                   if run_id in self._sent and now - self._sent[run_id].at >= self._sent[run_id].wait]  # fmt: skip
+        if not due:
+            return
+        states = self._client.get_task_run_states([run_id for run_id, _ in due])
+        for run_id, sent in due:
+            state = states.get(run_id)
+            if state is None or state.type == StateType.PENDING:
+                sent.at, sent.wait = now, min(sent.wait * 2, MAX_RESEND_WAIT)
+                self._send(run_id, sent)
 
     # --- watching the runs in flight --------------------------------------------------
-    def _watch(self, run_id: UUID, future: Future, client) -> None:
+    def _watch(self, engine: TaskRunEngine, future: Future) -> None:
         with self._lock:
-            self._watching[run_id] = future
-            self._client = client
+            self._watching[engine.run.id] = future
+            self._client = engine.client
+            self._flow_run_id = engine.flow_ctx.flow_run.id if engine.flow_ctx else None
             if self._watcher is None or not self._watcher.is_alive():
                 self._watcher = threading.Thread(target=self._watch_loop, name="runway-watch", daemon=True)
                 self._watcher.start()
 
     def _watch_loop(self) -> None:
+        """Complete futures as their runs end: ask for the flow run's runs that ended since the last
+        look, and every sweep interval also name every run in flight (a safety net for commits
+        landing out of order) and sweep for runs whose worker vanished."""
         from sdk.settings import get_settings
 
-        next_sweep = time.monotonic() + get_settings().sweep_seconds
+        next_full = time.monotonic() + get_settings().sweep_seconds
+        pause, since = MIN_POLL, None
         while True:
             with self._lock:
                 ids = list(self._watching)
                 if not ids:
                     self._watcher = None
                     return
-            for start in range(0, len(ids), WATCH_BATCH):
-                self._settle(ids[start : start + WATCH_BATCH])
-            if time.monotonic() >= next_sweep:  # no live worker may be left to notice a dead one
+            full = self._flow_run_id is None or time.monotonic() >= next_full
+            if full:
+                settled = sum(self._settle(ids[i : i + WATCH_BATCH]) for i in range(0, len(ids), WATCH_BATCH))
                 self._sweep(ids)
-                next_sweep = time.monotonic() + get_settings().sweep_seconds
-            time.sleep(self.poll_interval)
+                self._resend_waiting(ids)
+                next_full = time.monotonic() + get_settings().sweep_seconds
+            else:
+                settled, since = self._settle_since(since)
+            # Look again soon while runs are ending, less often while none do.
+            pause = MIN_POLL if settled else min(pause * 1.5, self.poll_interval)
+            time.sleep(pause)
+
+    def _settle_since(self, since: datetime | None) -> tuple[int, datetime | None]:
+        try:
+            found = self._client.get_final_task_run_states_since(self._flow_run_id, since)
+        except Exception:  # the orchestrator is unreachable for now: look again next time
+            return 0, since
+        settled = sum(self._resolve(run_id, schema) for run_id, schema in found)
+        if found:
+            since = max(schema.timestamp for _, schema in found)
+        return settled, since
+
+    def _resolve(self, run_id: UUID, schema) -> bool:
+        with self._lock:
+            future = self._watching.pop(run_id, None)
+            self._sent.pop(run_id, None)
+        if future is None or future.done():
+            return False
+        future.set_result(State.from_schema(schema))
+        return True
 
     def _sweep(self, ids: list[UUID]) -> None:
         """Crash (and retry, if they may) this flow's runs whose worker went quiet."""
@@ -111,17 +197,13 @@ class CeleryTaskRunner(BaseTaskRunner):
         except Exception:  # the orchestrator is unreachable for now: sweep again next time
             return
 
-    def _settle(self, ids: list[UUID]) -> None:
+    def _settle(self, ids: list[UUID]) -> int:
+        """Complete the futures of the runs among `ids` that are final; returns how many."""
         try:
-            states = self._client.get_task_run_states(ids)
+            states = self._client.get_task_run_states(ids, final_only=True)
         except Exception:  # the orchestrator is unreachable for now: look again next time
-            return
-        for run_id, schema in states.items():
-            if schema.is_terminal:
-                with self._lock:
-                    future = self._watching.pop(run_id, None)
-                if future is not None and not future.done():
-                    future.set_result(State.from_schema(schema))
+            return 0
+        return sum(self._resolve(run_id, schema) for run_id, schema in states.items())
 
     def shutdown(self, wait: bool = True) -> None:
         """With wait, until every sent run is final; without, stop watching (the runs go on on the workers)."""

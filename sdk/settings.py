@@ -22,6 +22,7 @@ class Settings:
     persist_results: bool  # default for persist_result=None
     heartbeat_seconds: float  # a worker's heartbeat interval for the task runs it runs
     sweep_seconds: float  # how often a flow looks for its task runs whose worker vanished
+    resend_seconds: float  # a run still Pending this long after its message was sent is sent again
 
     @property
     def storage_path(self) -> Path:
@@ -44,4 +45,5 @@ def get_settings() -> Settings:
         persist_results=env_bool("PERSIST_RESULTS", True),
         heartbeat_seconds=env_float("HEARTBEAT_SECONDS", 10.0),
         sweep_seconds=env_float("SWEEP_SECONDS", 5.0),
+        resend_seconds=env_float("RESEND_SECONDS", 30.0),
     )

@@ -28,6 +28,7 @@ os.environ["RUNWAY_DEFAULT_QUEUE"] = f"runway-test-{uuid.uuid4().hex[:8]}"
 os.environ.setdefault("RUNWAY_HEARTBEAT_SECONDS", "0.5")
 os.environ.setdefault("RUNWAY_HEARTBEAT_TIMEOUT", "3")
 os.environ.setdefault("RUNWAY_SWEEP_SECONDS", "1")
+os.environ.setdefault("RUNWAY_RESEND_SECONDS", "3")
 _PG_SERVER = os.environ.get("RUNWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 _PG_NAME = f"runway_test_{uuid.uuid4().hex[:8]}"
 USING_POSTGRES = os.environ.get("RUNWAY_TEST_POSTGRES") == "1"

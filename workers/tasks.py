@@ -4,10 +4,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
+
+from celery.signals import worker_process_shutdown
 
 from workers.celery import app
 
@@ -33,8 +36,6 @@ def run_task_run(self, body: dict) -> None:
     from sdk.client import get_client
     from sdk.engine.hosts import hostname
     from sdk.engine.remote import execute
-    from sdk.logging.handlers import flush_logs
-
     client, run_id = get_client(), UUID(body["task_run_id"])
     queue = (self.request.delivery_info or {}).get("routing_key")
     worker = self.request.hostname or f"pid-{os.getpid()}"
@@ -43,36 +44,62 @@ def run_task_run(self, body: dict) -> None:
     if status != "claimed":
         logger.info("not running task run %s (%s): %s", body.get("name"), status, reason)
         return
-    try:
-        with _heartbeats(client, run_id, worker):
-            deferred = execute(body, client)
-    finally:
-        flush_logs()  # a pool process may end without running exit handlers
+    with _heartbeats.beating(client, run_id, worker):
+        deferred = execute(body, client)
     if deferred is not None:
         self.apply_async(args=[body], countdown=deferred.seconds, queue=queue)
 
 
-@contextmanager
-def _heartbeats(client: Any, run_id: UUID, worker: str) -> Iterator[None]:
-    """Beat for `run_id` every RUNWAY_HEARTBEAT_SECONDS while the block runs."""
-    from sdk.settings import get_settings
+class _Heartbeats:
+    """One thread per worker process beats, every RUNWAY_HEARTBEAT_SECONDS, for the runs it is running."""
 
-    stop = threading.Event()
+    def __init__(self) -> None:
+        self._runs: dict[UUID, tuple[Any, str]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def beat() -> None:
-        while not stop.wait(get_settings().heartbeat_seconds):
-            try:
-                client.heartbeat_task_runs([run_id], worker)
-            except Exception:  # the orchestrator is briefly unreachable: the next beat may pass
-                logger.warning("heartbeat for task run %s failed", run_id, exc_info=True)
+    @contextmanager
+    def beating(self, client: Any, run_id: UUID, worker: str) -> Iterator[None]:
+        with self._lock:
+            self._runs[run_id] = (client, worker)
+            if self._thread is None or not self._thread.is_alive() or self._thread.pid != os.getpid():
+                self._thread = threading.Thread(target=self._beat, name="runway-heartbeat", daemon=True)
+                self._thread.pid = os.getpid()  # a forked pool process starts its own
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._runs.pop(run_id, None)
 
-    thread = threading.Thread(target=beat, name="runway-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    def _beat(self) -> None:
+        from sdk.settings import get_settings
+
+        while True:
+            time.sleep(get_settings().heartbeat_seconds)
+            with self._lock:
+                runs = dict(self._runs)
+            groups: dict[tuple[int, str], list[UUID]] = {}
+            clients: dict[int, Any] = {}
+            for run_id, (client, worker) in runs.items():
+                groups.setdefault((id(client), worker), []).append(run_id)
+                clients[id(client)] = client
+            for (client_key, worker), ids in groups.items():
+                try:
+                    clients[client_key].heartbeat_task_runs(ids, worker)
+                except Exception:  # the orchestrator is briefly unreachable: the next beat may pass
+                    logger.warning("heartbeat for %d task run(s) failed", len(ids), exc_info=True)
+
+
+_heartbeats = _Heartbeats()
+
+
+@worker_process_shutdown.connect
+def _flush_logs_before_exit(**_: Any) -> None:
+    """A pool process ends without running exit handlers: store its last batched log lines first."""
+    from sdk.logging.handlers import flush_logs
+
+    flush_logs()
 
 
 def resend(dispatches: list[dict[str, Any]]) -> None:

@@ -217,6 +217,11 @@ class TaskRunBatchOut(serializers.Serializer):
     orchestration = OrchestrationResultOut()
 
 
+class FinalStatesIn(serializers.Serializer):
+    flow_run = serializers.UUIDField()
+    since = serializers.DateTimeField(required=False)
+
+
 class ClaimIn(StrictSerializer):
     worker = serializers.CharField(max_length=255)
     hostname = serializers.CharField(max_length=255, allow_blank=True)

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -169,7 +170,8 @@ class TaskRunViewSet(_RunViewSet):
         return _created_response(TaskRun.objects.get(pk=run.pk), api.TaskRunOut, result)
 
     @extend_schema(
-        parameters=[OpenApiParameter("ids", str, required=True, description="Up to 100 task run ids, comma-separated")],
+        parameters=[OpenApiParameter("ids", str, required=True, description="Up to 100 task run ids, comma-separated"),
+                    OpenApiParameter("final", bool, description="true: only the runs whose state is final")],
         responses={200: {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/StateOut"}}},
     )
     @action(detail=False, filter_backends=[], pagination_class=None)
@@ -183,8 +185,22 @@ class TaskRunViewSet(_RunViewSet):
             raise ValidationError({"ids": [f"not a comma-separated list of UUIDs: {text[:80]!r}"]}) from None
         if not ids or len(ids) > 100:
             raise ValidationError({"ids": ["give 1 to 100 task run ids, comma-separated"]})
-        states = selectors.task_run_current_states(task_run_ids=ids)
+        final_only = request.query_params.get("final", "").lower() in ("1", "true", "yes")
+        states = selectors.task_run_current_states(task_run_ids=ids, final_only=final_only)
         return Response({str(run_id): state.to_dict() for run_id, state in states.items()})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("flow_run", OpenApiTypes.UUID, required=True),
+                    OpenApiParameter("since", OpenApiTypes.DATETIME, description="server time; omit for all")],
+        responses=inline_serializer("FinalState", {"id": serializers.UUIDField(), "state": api.StateOut()}, many=True),
+    )
+    @action(detail=False, filter_backends=[], pagination_class=None)
+    def final_states(self, request: Request) -> Response:
+        """A flow run's task runs whose state became final at or after `since`, oldest first, with
+        their result references: how a flow waits on the runs it sent to workers."""
+        params = _validated(api.FinalStatesIn, request.query_params).validated_data
+        found = selectors.task_run_final_states_since(flow_run_id=params["flow_run"], since=params.get("since"))
+        return Response([{"id": str(run_id), "state": state.to_dict()} for run_id, state in found])
 
     @extend_schema(request=api.ClaimIn, responses=api.ClaimOut)
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)

@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator.exceptions import ObjectNotFound
@@ -41,6 +42,8 @@ def task_run_claim(*, task_run_id: UUID, worker: str, hostname: str, pid: int | 
                    dispatch: dict[str, Any] | None, timeout: float) -> Claim:  # fmt: skip
     """Make `worker` the holder of the run, unless it is finished or held by a live worker."""
     now = timezone.now()
+    if _claim_waiting_run(task_run_id, worker, hostname, pid, dispatch, now, timeout):
+        return Claim(CLAIMED)  # the usual case, in one statement: a run waiting to start, free or its holder quiet
     with transaction.atomic():
         run = TaskRun.objects.select_for_update().filter(pk=task_run_id).first()
         if run is None:
@@ -58,6 +61,14 @@ def task_run_claim(*, task_run_id: UUID, worker: str, hostname: str, pid: int | 
         TaskRun.objects.filter(pk=run.pk).update(worker=worker, hostname=hostname, pid=pid,
                                                  heartbeat=now, dispatch=dispatch)  # fmt: skip
     return Claim(CLAIMED)
+
+
+def _claim_waiting_run(task_run_id: UUID, worker: str, hostname: str, pid: int | None,
+                       dispatch: dict[str, Any] | None, now: datetime, timeout: float) -> bool:  # fmt: skip
+    """Claim a Pending or Scheduled run nobody live holds with one conditional UPDATE; False if it is not one."""
+    free = Q(worker="") | Q(worker=worker) | Q(heartbeat__isnull=True) | Q(heartbeat__lt=now - timedelta(seconds=timeout))
+    waiting = TaskRun.objects.filter(free, pk=task_run_id, state_type__in=(StateType.PENDING, StateType.SCHEDULED))
+    return waiting.update(worker=worker, hostname=hostname, pid=pid, heartbeat=now, dispatch=dispatch) == 1
 
 
 def task_run_heartbeat(*, task_run_ids: list[UUID], worker: str) -> int:

@@ -134,6 +134,8 @@ class TaskRun(RunBase):
         indexes = [
             models.Index(fields=["state_type", "-expected_start_time"], name="taskrun_state_time"),
             models.Index(fields=["-expected_start_time"], name="taskrun_time"),
+            # a flow's runs that changed state lately: how a flow waits on the runs it sent to workers
+            models.Index(fields=["flow_run", "state_timestamp"], name="taskrun_flowrun_state_time"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -21,7 +21,7 @@ from orchestrator.runs.models import (
     TaskRun,
     TaskRunState,
 )
-from orchestrator.schemas import State, StateDetails, StateType
+from orchestrator.schemas import TERMINAL_TYPES, State, StateDetails, StateType
 
 
 def state_from_row(row: FlowRunState | TaskRunState) -> State:
@@ -181,7 +181,20 @@ def run_counts_by_state(runs: QuerySet) -> dict[str, Any]:
     return {"total": sum(by_type.values()), "by_type": by_type, "by_name": by_name}
 
 
-def task_run_current_states(*, task_run_ids: Iterable[UUID]) -> dict[UUID, State]:
-    """The current state (with its result reference) of each of these task runs that has one."""
+def task_run_current_states(*, task_run_ids: Iterable[UUID], final_only: bool = False) -> dict[UUID, State]:
+    """The current state (with its result reference) of each of these task runs that has one;
+    with final_only, of those whose state is final (what a flow waiting on its runs needs)."""
     runs = TaskRun.objects.filter(id__in=list(task_run_ids), state__isnull=False).select_related("state")
+    if final_only:
+        runs = runs.filter(state_type__in=[t.value for t in TERMINAL_TYPES])
     return {run.id: state_from_row(run.state) for run in runs.only("id", "state")}
+
+
+def task_run_final_states_since(*, flow_run_id: UUID, since: datetime | None) -> list[tuple[UUID, State]]:
+    """A flow run's task runs whose state is final and was set at or after `since`, oldest first:
+    what a flow waiting on runs it sent to workers asks, without naming them all each time."""
+    runs = TaskRun.objects.filter(flow_run_id=flow_run_id, state_type__in=[t.value for t in TERMINAL_TYPES])
+    if since is not None:
+        runs = runs.filter(state_timestamp__gte=since)
+    runs = runs.select_related("state").only("id", "state").order_by("state_timestamp")
+    return [(run.id, state_from_row(run.state)) for run in runs if run.state_id]

@@ -7,6 +7,7 @@ plain data and the shared schemas, so both transports behave the same.
 from __future__ import annotations
 
 import abc
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -47,8 +48,13 @@ class OrchestrationClient(abc.ABC):
         """Propose a state for a task run."""
 
     @abc.abstractmethod
-    def get_task_run_states(self, task_run_ids: list[UUID]) -> dict[UUID, State]:
-        """The current state of each of these task runs (runs another process executes are watched so)."""
+    def get_task_run_states(self, task_run_ids: list[UUID], final_only: bool = False) -> dict[UUID, State]:
+        """The current state of each of these task runs (runs another process executes are watched so);
+        with final_only, only of those that are final."""
+
+    @abc.abstractmethod
+    def get_final_task_run_states_since(self, flow_run_id: UUID, since: datetime | None) -> list[tuple[UUID, State]]:
+        """A flow run's task runs whose state became final at or after `since` (server time), oldest first."""
 
     @abc.abstractmethod
     def claim_task_run(self, task_run_id: UUID, *, worker: str, hostname: str, pid: int | None,

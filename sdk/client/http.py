@@ -91,13 +91,19 @@ class HttpClient(OrchestrationClient):
         body = {"state": _proposal(state), "force": force}
         return OrchestrationResult.from_dict(self._request("POST", f"task_runs/{task_run_id}/set_state/", body))
 
-    def get_task_run_states(self, task_run_ids: list[UUID]) -> dict[UUID, State]:
+    def get_task_run_states(self, task_run_ids: list[UUID], final_only: bool = False) -> dict[UUID, State]:
         found: dict[UUID, State] = {}
         for start in range(0, len(task_run_ids), STATES_PER_READ):
             ids = ",".join(str(i) for i in task_run_ids[start : start + STATES_PER_READ])
-            answer = self._request("GET", "task_runs/current_states/", params={"ids": ids})
+            params = {"ids": ids, **({"final": "true"} if final_only else {})}
+            answer = self._request("GET", "task_runs/current_states/", params=params)
             found.update({UUID(run_id): State.from_dict(state) for run_id, state in answer.items()})
         return found
+
+    def get_final_task_run_states_since(self, flow_run_id: UUID, since: datetime | None) -> list[tuple[UUID, State]]:
+        params = {"flow_run": str(flow_run_id), **({"since": since.isoformat()} if since else {})}
+        answer = self._request("GET", "task_runs/final_states/", params=params)
+        return [(UUID(item["id"]), State.from_dict(item["state"])) for item in answer]
 
     def claim_task_run(self, task_run_id: UUID, *, worker: str, hostname: str, pid: int | None,
                        dispatch: dict[str, Any] | None) -> tuple[str, str]:  # fmt: skip

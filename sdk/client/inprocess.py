@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -122,10 +123,15 @@ class InProcessClient(OrchestrationClient):
 
         return self._call(task_run_set_state, task_run_id=task_run_id, state=state, force=force)
 
-    def get_task_run_states(self, task_run_ids: list[UUID]) -> dict[UUID, State]:
+    def get_task_run_states(self, task_run_ids: list[UUID], final_only: bool = False) -> dict[UUID, State]:
         from orchestrator.runs.selectors import task_run_current_states
 
-        return self._call(task_run_current_states, task_run_ids=task_run_ids)
+        return self._call(task_run_current_states, task_run_ids=task_run_ids, final_only=final_only)
+
+    def get_final_task_run_states_since(self, flow_run_id: UUID, since: datetime | None) -> list[tuple[UUID, State]]:
+        from orchestrator.runs.selectors import task_run_final_states_since
+
+        return self._call(task_run_final_states_since, flow_run_id=flow_run_id, since=since)
 
     def claim_task_run(self, task_run_id: UUID, *, worker: str, hostname: str, pid: int | None,
                        dispatch: dict[str, Any] | None) -> tuple[str, str]:  # fmt: skip

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from sdk import flow, get_run_logger, task
+from sdk import flow, get_run_logger, task, unmapped
 from sdk.task_runners import CeleryTaskRunner
 
 
@@ -127,3 +127,15 @@ def slow_without_retries(ledger: str) -> str:
 @flow(task_runner=CeleryTaskRunner())
 def loses_its_worker(ledger: str) -> str:
     return slow_without_retries.submit(ledger).result()
+
+
+@task
+def record(ledger_dir: str, i: int) -> int:
+    """One side effect per execution: a file named after the item and the process that ran it."""
+    Path(ledger_dir, f"{i}-{os.getpid()}-{time.monotonic_ns()}").touch()
+    return i
+
+
+@flow(task_runner=CeleryTaskRunner())
+def many_side_effects(ledger_dir: str, n: int) -> int:
+    return sum(f.result() for f in record.map(unmapped(ledger_dir), range(n)))

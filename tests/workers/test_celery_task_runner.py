@@ -110,6 +110,12 @@ def test_task_runs_record_their_worker_output_in_the_run_logs(start_worker):
     flows.squares_then_total(2)
     run = latest("squares-then-total")
     square_run = TaskRun.objects.get(flow_run=run, name="square-1")
-    messages = [log.message for log in square_run.logs.order_by("timestamp")]
+    deadline = time.monotonic() + 10  # the worker stores its lines in batches (every 0.05 s in tests)
+    while True:
+        messages = [log.message for log in square_run.logs.order_by("timestamp")]
+        if "Finished in state Completed()" in messages or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert any(m.startswith("squaring 1 on pid") for m in messages)
     assert "Finished in state Completed()" in messages
+    assert square_run.worker and square_run.pid != os.getpid()  # the worker that ran it is recorded
