@@ -48,6 +48,13 @@ def user_call(fn: Callable[..., Any], parameters: dict[str, Any], *, context: ru
 
 
 @dataclass
+class Deferred:
+    """The steps stopped at a Sleep longer than allowed: resume them (from the orchestrator's state) after `seconds`."""
+
+    seconds: float
+
+
+@dataclass
 class Outcome:
     value: Any = None
     error: Exception | None = None
@@ -56,8 +63,13 @@ class Outcome:
 Steps = Generator[Call | Sleep, Outcome | None, Any]
 
 
-def run_sync(steps: Steps) -> Any:
-    """Drive `steps` in this thread; async user functions get their own event loop."""
+def run_sync(steps: Steps, longest_sleep: float | None = None) -> Any:
+    """Drive `steps` in this thread; async user functions get their own event loop.
+
+    With `longest_sleep`, a Sleep longer than that closes the steps and returns
+    Deferred: a Celery worker does not hold its slot through a retry delay (the
+    run waits in the orchestrator as AwaitingRetry, and the task is sent again).
+    """
     reply: Any = None
     while True:
         try:
@@ -65,6 +77,9 @@ def run_sync(steps: Steps) -> Any:
         except StopIteration as stop:
             return stop.value
         if isinstance(instruction, Sleep):
+            if longest_sleep is not None and instruction.seconds > longest_sleep:
+                steps.close()
+                return Deferred(instruction.seconds)
             time.sleep(max(instruction.seconds, 0))
             reply = None
             continue
@@ -173,37 +188,3 @@ class _entered:
     def __exit__(self, *exc: Any) -> None:
         if self._ctx:
             self._ctx.__exit__(*exc)
-
-
-@dataclass
-class Deferred:
-    """The steps stopped at a Sleep longer than allowed: resume them (from the orchestrator's state) after `seconds`."""
-
-    seconds: float
-
-
-def run_sync_deferring(steps: Steps, longest_sleep: float) -> Any:
-    """`run_sync`, except that a Sleep over `longest_sleep` seconds closes the steps and returns Deferred.
-
-    A Celery worker uses it so that a retry delay does not hold a worker slot:
-    the run's state (AwaitingRetry, with its time) is in the orchestrator, and
-    the task is sent again to start it when due.
-    """
-    reply: Any = None
-    while True:
-        try:
-            instruction = steps.send(reply)
-        except StopIteration as stop:
-            return stop.value
-        if isinstance(instruction, Sleep):
-            if instruction.seconds > longest_sleep:
-                steps.close()
-                return Deferred(instruction.seconds)
-            time.sleep(max(instruction.seconds, 0))
-            reply = None
-            continue
-        try:
-            reply = _call_sync(instruction)
-        except BaseException as exc:
-            steps.throw(exc)
-            raise

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from sdk.client.base import OrchestrationClient
 from sdk.context import FlowRunContext, RunInfo, TaskRunContext
-from sdk.engine.driver import Deferred, run_sync_deferring
+from sdk.engine.driver import Deferred, run_sync
 from sdk.filesystems import LocalFileSystem
 from sdk.results import load_value, persist_value
 
@@ -91,7 +91,7 @@ def execute(body: dict[str, Any], client: OrchestrationClient) -> Deferred | Non
     flow_ctx = _flow_context(body, client, storage)
     engine = TaskRunEngine(task, parameters, client=client, flow_ctx=flow_ctx)
     _attach(engine, body, flow_ctx)
-    outcome = run_sync_deferring(engine.steps(), LONGEST_SLEEP_IN_WORKER)
+    outcome = run_sync(engine.steps(), longest_sleep=LONGEST_SLEEP_IN_WORKER)
     return outcome if isinstance(outcome, Deferred) else None
 
 
