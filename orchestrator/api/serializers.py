@@ -145,7 +145,7 @@ class TaskRunOut(serializers.ModelSerializer):
     class Meta:
         model = TaskRun
         fields = [*_RUN_FIELDS, "flow_run_id", "task_key", "dynamic_key", "cache_key", "task_inputs",
-                  "flow_run_run_count"]  # fmt: skip
+                  "flow_run_run_count", "worker", "heartbeat"]  # fmt: skip
 
 
 MAX_RETRY_DELAY = 366 * 24 * 3600.0  # a year: beyond it a date overflows, and no one means it
