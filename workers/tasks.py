@@ -38,7 +38,8 @@ def run_task_run(self, body: dict) -> None:
     from sdk.engine.remote import execute
     client, run_id = get_client(), UUID(body["task_run_id"])
     queue = (self.request.delivery_info or {}).get("routing_key")
-    worker = self.request.hostname or f"pid-{os.getpid()}"
+    # The pool process, not only the worker: two processes of one worker must not both hold a run.
+    worker = f"{self.request.hostname or 'celery'}/{os.getpid()}"
     status, reason = client.claim_task_run(run_id, worker=worker, hostname=hostname(), pid=os.getpid(),
                                            dispatch={"body": body, "queue": queue})  # fmt: skip
     if status != "claimed":

@@ -143,11 +143,15 @@ def task_cache_lookup(*, cache_key: str, now: datetime) -> TaskCacheEntry | None
 
 
 def runs_in_progress_on_host(*, hostname: str) -> list[tuple[str, UUID, int | None]]:
-    """("flow"|"task", id, pid) of runs this host had in progress, to find those whose process died."""
+    """("flow"|"task", id, pid) of runs this host had in progress, to find those whose process died;
+    not the task runs Celery workers claimed, which their heartbeats watch (and retry)."""
     active = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
     found: list[tuple[str, UUID, int | None]] = []
     for kind, model in (("flow", FlowRun), ("task", TaskRun)):
-        rows = model.objects.filter(state_type__in=active, hostname=hostname).values_list("id", "pid")
+        rows = model.objects.filter(state_type__in=active, hostname=hostname)
+        if model is TaskRun:  # runs a Celery worker claimed are watched by heartbeats (orchestrator/runs/claims.py)
+            rows = rows.filter(worker="")
+        rows = rows.values_list("id", "pid")
         found += [(kind, run_id, pid) for run_id, pid in rows]
     return found
 

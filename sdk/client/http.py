@@ -125,7 +125,8 @@ class HttpClient(OrchestrationClient):
         found: list[tuple[str, UUID, int | None]] = []
         for kind, path in (("flow", "flow_runs/"), ("task", "task_runs/")):
             query = {"hostname": hostname, "state_type": _IN_PROGRESS, "limit": 500}
-            found += [(kind, UUID(run["id"]), run["pid"]) for run in self._pages(path, query)]
+            found += [(kind, UUID(run["id"]), run["pid"]) for run in self._pages(path, query)
+                      if not run.get("worker")]  # claimed by a Celery worker: its heartbeats watch it  # fmt: skip
         return found
 
     def close(self) -> None:

@@ -119,3 +119,22 @@ def test_a_redelivered_message_of_a_finished_run_is_dropped(claimed_run):
     task_run_set_state(task_run_id=claimed_run, state=State(type=StateType.COMPLETED))
     claim = task_run_claim(task_run_id=claimed_run, worker="w-new", hostname="h", pid=2, dispatch=None, timeout=3)
     assert claim.status == "finished"
+
+
+def test_a_run_whose_pool_process_is_killed_is_crashed_and_retried_by_the_same_worker(start_worker, tmp_path):
+    import os
+    import signal
+
+    ledger = tmp_path / "ledger"
+    worker = start_worker(concurrency=1)
+    outcome = run_in_thread(flows.survives_a_lost_worker, str(ledger))
+    wait_for_lines(ledger, 1)
+    child_pid = int(ledger.read_text().split()[0])
+    assert child_pid != worker.process.pid
+    os.kill(child_pid, signal.SIGKILL)  # the worker's main process lives on and gets the message back
+    outcome["thread"].join(timeout=90)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["value"].result() == "done"
+    task_run = FlowRun.objects.filter(flow__name="survives-a-lost-worker").latest("created").task_runs.get()
+    assert state_names(task_run) == ["Pending", "Running", "Crashed", "AwaitingRetry", "Retrying", "Completed"]
+    assert len(ledger.read_text().splitlines()) == 2
