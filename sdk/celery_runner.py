@@ -72,6 +72,7 @@ class CeleryTaskRunner(BaseTaskRunner):
         self._client = None
         self._flow_run_id: UUID | None = None
         self._sent: dict[UUID, _Sent] = {}
+        self._last_progress = time.monotonic()  # when one of the runs last ended
 
     def duplicate(self) -> CeleryTaskRunner:
         return CeleryTaskRunner(self.queue, self.poll_interval, self.dispatchers)
@@ -102,7 +103,9 @@ class CeleryTaskRunner(BaseTaskRunner):
         except BaseException as exc:
             future.set_exception(exc)
             return
-        self._send(engine.run.id, _Sent(body, engine.task.queue or self.queue))
+        from workers.celery import app
+
+        self._send(engine.run.id, _Sent(body, engine.task.queue or self.queue or app.conf.task_default_queue))
 
     def _send(self, run_id: UUID, sent: _Sent) -> None:
         """Send (again) the message of a run; if the broker cannot take it now, the next look resends it."""
@@ -117,9 +120,13 @@ class CeleryTaskRunner(BaseTaskRunner):
             logger.warning("could not send task run %s to the broker (%s); will send it again", sent.body["name"], exc)
 
     def _resend_waiting(self, ids: list[UUID]) -> None:
-        """Send again the runs still Pending long after their message was sent: the broker may have lost it
-        (a restart without persistence). A worker that gets a message twice runs the run once (its claim)."""
+        """Send again the runs still Pending long after their message was sent, when none of the flow's
+        runs has ended for as long: the broker may have lost the messages (a restart without
+        persistence). While runs keep ending, the queue is only long, and duplicates would make it
+        longer. A worker that gets a message twice runs the run once (its claim)."""
         now = time.monotonic()
+        if now - self._last_progress < _resend_after():
+            return
         with self._lock:
             due = [(run_id, self._sent[run_id]) for run_id in ids
                    if run_id in self._sent and now - self._sent[run_id].at >= self._sent[run_id].wait]  # fmt: skip
@@ -185,6 +192,7 @@ class CeleryTaskRunner(BaseTaskRunner):
         if future is None or future.done():
             return False
         future.set_result(State.from_schema(schema))
+        self._last_progress = time.monotonic()
         return True
 
     def _sweep(self, ids: list[UUID]) -> None:

@@ -26,7 +26,7 @@ os.environ["RUNWAY_BROKER_URL"] = os.environ.get("RUNWAY_TEST_BROKER_URL", "redi
 os.environ["RUNWAY_DEFAULT_QUEUE"] = f"runway-test-{uuid.uuid4().hex[:8]}"
 # Workers' liveness in seconds, small so that lost runs are found quickly in tests.
 os.environ.setdefault("RUNWAY_HEARTBEAT_SECONDS", "0.5")
-os.environ.setdefault("RUNWAY_HEARTBEAT_TIMEOUT", "3")
+os.environ.setdefault("RUNWAY_HEARTBEAT_TIMEOUT", "6")  # margin for heartbeats delayed by a loaded machine
 os.environ.setdefault("RUNWAY_SWEEP_SECONDS", "1")
 os.environ.setdefault("RUNWAY_RESEND_SECONDS", "3")
 _PG_SERVER = os.environ.get("RUNWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")

@@ -56,8 +56,17 @@ class Worker:
 
 
 @pytest.fixture
-def start_worker():
-    """start_worker(queues=the session's queue, concurrency=2, **env) -> a ready Worker; stopped after the test."""
+def start_worker(monkeypatch):
+    """start_worker(queues=this test's queue, concurrency=2, **env) -> a ready Worker; stopped after the test.
+
+    Each test sends to a queue of its own (in this process and in the processes it
+    starts), so that messages one test leaves behind never reach the next one's workers.
+    """
+    from workers.celery import app
+
+    queue = f"{os.environ['RUNWAY_DEFAULT_QUEUE']}-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("RUNWAY_DEFAULT_QUEUE", queue)
+    monkeypatch.setitem(app.conf, "task_default_queue", queue)
     started: list[Worker] = []
 
     def start(queues: str | None = None, concurrency: int = 2, **env: str) -> Worker:
