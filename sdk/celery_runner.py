@@ -132,7 +132,10 @@ class CeleryTaskRunner(BaseTaskRunner):
                    if run_id in self._sent and now - self._sent[run_id].at >= self._sent[run_id].wait]  # fmt: skip
         if not due:
             return
-        states = self._client.get_task_run_states([run_id for run_id, _ in due])
+        try:
+            states = self._client.get_task_run_states([run_id for run_id, _ in due])
+        except Exception:  # the orchestrator is unreachable for now: look again next time
+            return
         for run_id, sent in due:
             state = states.get(run_id)
             if state is None or state.type == StateType.PENDING:
