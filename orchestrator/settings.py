@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "orchestrator.runs",
     "orchestrator.accounts",
+    "orchestrator.limits",
     "orchestrator.server",
 ]
 
@@ -198,6 +199,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True  # results go through result storage; states through the orchestrator
 CELERY_TASK_ACKS_LATE = True  # a message is acknowledged when its task run is recorded, not when received
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a worker killed mid-task leaves its message to be redelivered
+CELERY_WORKER_CONSUMER = "workers.rate_limits:Consumer"  # paces @task(rate_limit=...) runs
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # task runs may be long: do not hoard messages
 CELERY_TASK_DEFAULT_QUEUE = env_str("DEFAULT_QUEUE", "runway")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -214,3 +216,6 @@ CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"  # run log lines printed by tasks 
 RUNWAY_HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 10.0)
 RUNWAY_HEARTBEAT_TIMEOUT = env_float("HEARTBEAT_TIMEOUT", 30.0)
 RUNWAY_SWEEP_SECONDS = env_float("SWEEP_SECONDS", 5.0)
+# A task run that finds a tag's concurrency limit full waits this long before it asks again
+# (a Celery worker does not hold a slot of its pool meanwhile: the message is sent again later).
+RUNWAY_TASK_CONCURRENCY_WAIT_SECONDS = env_float("TASK_CONCURRENCY_WAIT_SECONDS", 2.0)

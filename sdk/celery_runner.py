@@ -109,12 +109,12 @@ class CeleryTaskRunner(BaseTaskRunner):
 
     def _send(self, run_id: UUID, sent: _Sent) -> None:
         """Send (again) the message of a run; if the broker cannot take it now, the next look resends it."""
-        from workers.tasks import run_task_run
+        from workers.tasks import send
 
         with self._lock:
             self._sent[run_id] = sent
         try:
-            run_task_run.apply_async(args=[sent.body], queue=sent.queue)
+            send(sent.body, sent.queue)
         except Exception as exc:  # the broker is down: keep the run, send it again later
             sent.at = 0.0
             logger.warning("could not send task run %s to the broker (%s); will send it again", sent.body["name"], exc)

@@ -18,6 +18,7 @@ from sdk.engine.timeouts import shielded
 from sdk.exceptions import MappingLengthMismatch
 from sdk.filesystems import LocalFileSystem
 from sdk.futures import in_async_context
+from sdk.rates import parse_rate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,7 +37,7 @@ class Task(Generic[P, R]):
         retry_jitter_factor: float | None = None, retry_condition_fn: Callable[..., bool] | None = None,
         persist_result: bool | None = None, result_storage: LocalFileSystem | None = None,
         timeout_seconds: float | None = None, log_prints: bool | None = None,
-        queue: str | None = None,
+        queue: str | None = None, rate_limit: str | None = None,
         on_completion: list[Callable] | None = None, on_failure: list[Callable] | None = None,
     ) -> None:  # fmt: skip
         if not callable(fn):
@@ -58,6 +59,7 @@ class Task(Generic[P, R]):
         self.timeout_seconds = _positive("timeout_seconds", timeout_seconds)
         self.log_prints = log_prints
         self.queue = queue  # CeleryTaskRunner: the Celery queue of this task's runs
+        self.rate_limit = _rate_limit(self.name, rate_limit)  # CeleryTaskRunner: runs per s/m/h on each worker
         self.on_completion, self.on_failure = list(on_completion or []), list(on_failure or [])
         if cache_key_fn is not None and persist_result is False:
             raise ValueError(f"task {self.name!r}: caching needs persisted results; drop persist_result=False")
@@ -88,7 +90,7 @@ class Task(Generic[P, R]):
             "retry_jitter_factor": self.retry_jitter_factor, "retry_condition_fn": self.retry_condition_fn,
             "persist_result": self.persist_result, "result_storage": self.result_storage,
             "timeout_seconds": self.timeout_seconds, "log_prints": self.log_prints,
-            "queue": self.queue,
+            "queue": self.queue, "rate_limit": self.rate_limit,
             "on_completion": self.on_completion, "on_failure": self.on_failure,
         }  # fmt: skip
         unknown = set(options) - set(current)
@@ -161,6 +163,16 @@ def _is_mappable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _rate_limit(task_name: str, value: Any) -> str | None:
+    """Celery's rate syntax ("10/s", "100/m", "5/h"), checked when the task is defined."""
+    if value is None:
+        return None
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        raise ValueError(f"task {task_name!r}: {exc}") from None
 
 
 def _non_negative_int(name: str, value: Any) -> int:

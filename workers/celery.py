@@ -10,9 +10,11 @@ import os
 
 from celery import Celery
 
+from workers.rate_limits import RateLimitedRegistry
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 
-app = Celery("runway")
+app = Celery("runway", tasks=RateLimitedRegistry())  # makes the tasks of rate-limited runs on demand
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"], related_name="tasks")
 

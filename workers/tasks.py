@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+from celery.app.trace import build_tracer
 from celery.signals import worker_process_shutdown
 
+from workers import rate_limits
 from workers.celery import app
 
 logger = logging.getLogger("runway.worker")
@@ -23,8 +25,7 @@ def ping() -> str:
     return "pong"
 
 
-@app.task(name="runway.run_task_run", bind=True)
-def run_task_run(self, body: dict) -> None:
+def _run_task_run(self, body: dict) -> None:
     """Orchestrate one task run a flow sent here (sdk/engine/remote.py describes `body`).
 
     The worker first claims the run: a message delivered twice, or a run another
@@ -47,8 +48,30 @@ def run_task_run(self, body: dict) -> None:
         return
     with _heartbeats.beating(client, run_id, worker):
         deferred = execute(body, client)
-    if deferred is not None:
+    if deferred is not None:  # give the run back first: the next message may reach another worker
+        client.release_task_run(run_id, worker=worker)
         self.apply_async(args=[body], countdown=deferred.seconds, queue=queue)
+
+
+run_task_run = app.task(name=rate_limits.TASK_NAME, bind=True)(_run_task_run)
+_registering = threading.RLock()
+
+
+def rate_limited_task(rate: str) -> Any:
+    """The Celery task for runs of tasks limited to `rate` ("10/s"): the same as run_task_run,
+    under its own name, so Celery's per-name token bucket paces it (workers/rate_limits.py)."""
+    name = rate_limits.task_name(rate)
+    with _registering:
+        if name not in app._tasks:  # dict membership: does not make the task
+            task = app.task(name=name, bind=True, rate_limit=rate, lazy=False)(_run_task_run)
+            task.__trace__ = build_tracer(name, task, app.loader, app=app)  # a pool process runs it by name
+        return app._tasks[name]
+
+
+def send(body: dict, queue: str | None, **options: Any) -> None:
+    """Publish a task run's message: under its rate-limited task name if its task has a rate limit."""
+    task = rate_limited_task(body["rate_limit"]) if body.get("rate_limit") else run_task_run
+    task.apply_async(args=[body], queue=queue, **options)
 
 
 class _Heartbeats:
@@ -106,4 +129,4 @@ def _flush_logs_before_exit(**_: Any) -> None:
 def resend(dispatches: list[dict[str, Any]]) -> None:
     """Send again the messages of runs the sweep retried (their dispatch: {"body", "queue"})."""
     for dispatch in dispatches:
-        run_task_run.apply_async(args=[dispatch["body"]], queue=dispatch.get("queue"))
+        send(dispatch["body"], dispatch.get("queue"))

@@ -234,6 +234,10 @@ class ClaimOut(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
 
 
+class ReleaseIn(StrictSerializer):
+    worker = serializers.CharField(max_length=255)
+
+
 class HeartbeatIn(StrictSerializer):
     worker = serializers.CharField(max_length=255)
     ids = serializers.ListField(child=serializers.UUIDField(), max_length=1000)

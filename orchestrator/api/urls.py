@@ -3,13 +3,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from orchestrator.api import views
+from orchestrator.api import limits, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("flows", views.FlowViewSet, basename="flow")
 router.register("flow_runs", views.FlowRunViewSet, basename="flow-run")
 router.register("task_runs", views.TaskRunViewSet, basename="task-run")
 router.register("logs", views.LogViewSet, basename="log")
+router.register("concurrency_limits", limits.ConcurrencyLimitViewSet, basename="concurrency-limit")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -212,6 +212,15 @@ class TaskRunViewSet(_RunViewSet):
                                       **data)  # fmt: skip
         return Response({"status": found.status, "reason": found.reason})
 
+    @extend_schema(request=api.ReleaseIn,
+                   responses=inline_serializer("Released", {"released": serializers.BooleanField()}))  # fmt: skip
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def release(self, request: Request, pk: str) -> Response:
+        """A worker gives back a run it claimed but must not start yet (a retry delay, a full
+        concurrency limit): the next worker its message reaches may claim it."""
+        worker = _validated(api.ReleaseIn, request.data).validated_data["worker"]
+        return Response({"released": claims.task_run_release(task_run_id=_run_id(pk, "task run"), worker=worker)})
+
     @extend_schema(request=api.HeartbeatIn, responses=inline_serializer("Held", {"held": serializers.IntegerField()}))
     @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
     def heartbeat(self, request: Request) -> Response:

@@ -77,6 +77,14 @@ def record_flow_run_attempt(ctx: OrchestrationContext) -> None:
         ctx.run.flow_run_run_count = ctx.run.flow_run.run_count
 
 
+def release_concurrency_slots(ctx: OrchestrationContext) -> None:
+    """A task run leaving Running gives back its concurrency slots, whatever moved it (a retry, a crash, a sweep)."""
+    if ctx.initial_type == StateType.RUNNING and ctx.proposed.type != StateType.RUNNING and ctx.run.tags:
+        from orchestrator.limits.services import slots_release
+
+        slots_release(task_run_id=ctx.run.id)
+
+
 COMMON = [
     set_state_timestamp,
     set_start_time,
@@ -87,4 +95,4 @@ COMMON = [
     set_next_scheduled_start_time,
 ]
 FLOW_TRANSFORMS = COMMON
-TASK_TRANSFORMS = [*COMMON, record_flow_run_attempt]
+TASK_TRANSFORMS = [*COMMON, record_flow_run_attempt, release_concurrency_slots]

@@ -107,6 +107,46 @@ class PreventRunningTasksFromStoppedFlows(Rule):
             ctx.abort(f"the flow run is {flow_run.state_name}, not Running; the task cannot start")
 
 
+class SecureTaskConcurrencySlots(Rule):
+    """A task run with tags takes a slot of each tag's concurrency limit to run; if one is full, it waits.
+
+    A limit of 0 would never free a slot, so the run is aborted instead of
+    waiting forever. Slots are given back when the run leaves Running
+    (bookkeeping.release_concurrency_slots), or here if the Running proposal
+    is not written after all.
+    """
+
+    TO_STATES = frozenset({S.RUNNING})
+
+    def __init__(self) -> None:
+        self.taken: list[int] = []
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        if not ctx.run.tags:
+            return
+        from django.conf import settings
+
+        from orchestrator.limits.services import slots_take
+
+        answer = slots_take(task_run_id=ctx.run.id, tags=ctx.run.tags, now=ctx.now)
+        full = answer.full
+        if full is None:
+            self.taken = answer.taken
+        elif full.concurrency_limit == 0:
+            ctx.abort(f"the concurrency limit of tag {full.tag!r} is 0, so no run with this tag may run; "
+                      f"raise it with `python manage.py concurrency-limit create {full.tag} N`")  # fmt: skip
+        else:
+            wait = settings.RUNWAY_TASK_CONCURRENCY_WAIT_SECONDS
+            ctx.delay(wait, f"concurrency limit of tag {full.tag!r} reached ({answer.held}/{full.concurrency_limit} "
+                            f"running); trying again in {wait:g} s")  # fmt: skip
+
+    def cleanup(self, ctx: OrchestrationContext) -> None:
+        if self.taken:
+            from orchestrator.limits.services import slots_release
+
+            slots_release(task_run_id=ctx.run.id, limit_ids=self.taken)
+
+
 class BypassCancellingRunsWithNoProcess(Rule):
     """Cancelling a run no process is executing (Scheduled, or Paused without one) cancels it at once."""
 

@@ -26,6 +26,7 @@ CORE_TASK_POLICY = [
     core.EnsureOnlyScheduledRunsMarkedLate,
     core.CopyScheduledTime,
     core.WaitForScheduledTime,
+    core.SecureTaskConcurrencySlots,  # after the rules that may delay: a slot is taken only to run now
     core.RetryFailedRuns,
     core.RenameReruns,
     core.CacheInsertion,

@@ -71,6 +71,15 @@ def _claim_waiting_run(task_run_id: UUID, worker: str, hostname: str, pid: int |
     return waiting.update(worker=worker, hostname=hostname, pid=pid, heartbeat=now, dispatch=dispatch) == 1
 
 
+def task_run_release(*, task_run_id: UUID, worker: str) -> bool:
+    """`worker` gives up a run it claimed but did not start (it must wait: a retry delay, a full
+    concurrency limit), so that whichever worker gets its next message may claim it, and the sweep
+    does not take its silence for a death. False if `worker` no longer held it."""
+    waiting = TaskRun.objects.filter(pk=task_run_id, worker=worker,
+                                     state_type__in=(StateType.PENDING, StateType.SCHEDULED))  # fmt: skip
+    return waiting.update(worker="", heartbeat=None) == 1
+
+
 def task_run_heartbeat(*, task_run_ids: list[UUID], worker: str) -> int:
     """Record that `worker` is alive and still running these runs; returns how many it still holds."""
     return TaskRun.objects.filter(pk__in=task_run_ids, worker=worker).update(heartbeat=timezone.now())

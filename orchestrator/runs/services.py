@@ -160,7 +160,8 @@ def _create_task_runs(items: list[dict[str, Any]]) -> list[tuple[UUID, Orchestra
         created = []
         for index, item in enumerate(items):
             run = store.RunRow(id=item.get("run_id") or uuid.uuid4(), name=item["name"],
-                               empirical_policy=item.get("empirical_policy") or {}, pid=item.get("pid"))  # fmt: skip
+                               empirical_policy=item.get("empirical_policy") or {}, pid=item.get("pid"),
+                               tags=list(item.get("tags") or ()))  # fmt: skip
             if item["flow_run_id"] is not None:
                 run.flow_run_id, run.flow_run = item["flow_run_id"], flow_runs[item["flow_run_id"]]
             ctx = _context(run, None, _fresh(item["state"]), "task")
@@ -298,7 +299,8 @@ def _create_run(
     model: type, kind: str, name: str, state: State, policy: dict[str, Any] | None, pid: int | None,
     fields: dict[str, Any], run_id: UUID | None = None, then: State | None = None,
 ) -> tuple[FlowRun | TaskRun, OrchestrationResult]:  # fmt: skip
-    run = store.RunRow(id=run_id or uuid.uuid4(), name=name, empirical_policy=policy or {}, pid=pid)
+    run = store.RunRow(id=run_id or uuid.uuid4(), name=name, empirical_policy=policy or {}, pid=pid,
+                       tags=list(fields.get("tags") or ()))  # fmt: skip
     rules, transforms = _POLICIES[(kind, False)]
     with transaction.atomic():
         db = store.Db()

@@ -49,6 +49,7 @@ class RunRow:
     flow_run_run_count: int = 0
     flow_run_id: UUID | None = None
     flow_run: FlowRunSummary | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 _TABLES = {"flow": ("runs_flowrun", "runs_flowrunstate", "flow_run_id"),
@@ -131,7 +132,7 @@ def _select_sql(kind: str, vendor: str) -> str:
                *(f"s.{c}" for c in _STATE_COLUMNS)]  # fmt: skip
     joins = f"LEFT JOIN {state_table} s ON s.id = r.state_id"
     if kind == "task":
-        columns += ["r.flow_run_run_count", "r.flow_run_id", "f.state_type", "f.state_name", "f.run_count"]
+        columns += ["r.flow_run_run_count", "r.flow_run_id", "f.state_type", "f.state_name", "f.run_count", "r.tags"]
         joins += " LEFT JOIN runs_flowrun f ON f.id = r.flow_run_id"
     lock = " FOR UPDATE OF r" if vendor == "postgresql" else ""
     return _placeholders(f"SELECT {', '.join(columns)} FROM {run_table} r {joins} WHERE r.id = %s{lock}", vendor)
@@ -155,6 +156,7 @@ def _parse_run(row: tuple, task: bool) -> tuple[RunRow, State | None]:
         run.flow_run_run_count, run.flow_run_id = row[17], _uuid(row[18])
         if run.flow_run_id is not None:
             run.flow_run = FlowRunSummary(state_type=row[19], state_name=row[20], run_count=row[21])
+        run.tags = _json(row[22]) or []
     return run, state
 
 

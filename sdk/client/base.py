@@ -62,6 +62,10 @@ class OrchestrationClient(abc.ABC):
         """Make `worker` the holder of a task run before running it: ("claimed" | "held" | "finished", why)."""
 
     @abc.abstractmethod
+    def release_task_run(self, task_run_id: UUID, *, worker: str) -> bool:
+        """`worker` gives back a claimed run it has not started, to be claimed again when it is sent again."""
+
+    @abc.abstractmethod
     def heartbeat_task_runs(self, task_run_ids: list[UUID], worker: str) -> int:
         """Tell the orchestrator `worker` still runs these task runs; returns how many it still holds."""
 

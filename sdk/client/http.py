@@ -111,6 +111,9 @@ class HttpClient(OrchestrationClient):
         answer = self._request("POST", f"task_runs/{task_run_id}/claim/", body)
         return answer["status"], answer["reason"]
 
+    def release_task_run(self, task_run_id: UUID, *, worker: str) -> bool:
+        return self._request("POST", f"task_runs/{task_run_id}/release/", {"worker": worker})["released"]
+
     def heartbeat_task_runs(self, task_run_ids: list[UUID], worker: str) -> int:
         return self._request("POST", "task_runs/heartbeat/", {"worker": worker, "ids": task_run_ids})["held"]
 

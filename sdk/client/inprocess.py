@@ -143,6 +143,11 @@ class InProcessClient(OrchestrationClient):
                            dispatch=dispatch, timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)  # fmt: skip
         return claim.status, claim.reason
 
+    def release_task_run(self, task_run_id: UUID, *, worker: str) -> bool:
+        from orchestrator.runs.claims import task_run_release
+
+        return self._call(task_run_release, task_run_id=task_run_id, worker=worker)
+
     def heartbeat_task_runs(self, task_run_ids: list[UUID], worker: str) -> int:
         from orchestrator.runs.claims import task_run_heartbeat
 

@@ -72,6 +72,7 @@ def message(engine: TaskRunEngine, parameters: dict[str, Any], storage: LocalFil
         "flow_run": {"id": str(flow_ctx.flow_run.id), "name": flow_ctx.flow_run.name} if flow_ctx else None,
         "log_prints": engine.context.log_prints,
         "storage": str(storage.basepath) if storage else None,
+        "rate_limit": engine.task.rate_limit,
     }
 
 

@@ -139,3 +139,48 @@ def record(ledger_dir: str, i: int) -> int:
 @flow(task_runner=CeleryTaskRunner())
 def many_side_effects(ledger_dir: str, n: int) -> int:
     return sum(f.result() for f in record.map(unmapped(ledger_dir), range(n)))
+
+
+LIMITED_TAG = "workers-test-limited"
+
+
+@task(tags=[LIMITED_TAG])
+def hold_a_slot(ledger_dir: str, i: int, seconds: float) -> int:
+    """Records when it ran (start and end, wall clock) so the test can count runs that overlapped."""
+    start = time.time()
+    time.sleep(seconds)
+    Path(ledger_dir, f"{i}-{os.getpid()}").write_text(f"{start} {time.time()}")
+    return i
+
+
+@flow(task_runner=CeleryTaskRunner())
+def limited_fan_out(ledger_dir: str, n: int, seconds: float) -> list[int]:
+    return [f.result() for f in hold_a_slot.map(unmapped(ledger_dir), range(n), unmapped(seconds))]
+
+
+@task(tags=[LIMITED_TAG])
+def hold_a_slot_for_long(ledger: str) -> str:
+    _attempt(ledger)
+    time.sleep(60)
+    return "never"
+
+
+@flow(task_runner=CeleryTaskRunner())
+def slot_holder_then_waiter(ledger: str, ledger_dir: str):
+    """The second run is sent once the first is running, so it must wait for the slot the first holds."""
+    long = hold_a_slot_for_long.submit(ledger)
+    while not Path(ledger).exists():
+        time.sleep(0.05)
+    waiting = hold_a_slot.submit(ledger_dir, 0, 0.0)
+    return long.wait().name, waiting.wait().name
+
+
+@task(rate_limit="4/s")
+def paced(ledger_dir: str, i: int) -> int:
+    Path(ledger_dir, f"{i}-{os.getpid()}").write_text(str(time.time()))
+    return i
+
+
+@flow(task_runner=CeleryTaskRunner())
+def paced_fan_out(ledger_dir: str, n: int) -> list[int]:
+    return [f.result() for f in paced.map(unmapped(ledger_dir), range(n))]

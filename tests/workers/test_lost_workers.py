@@ -141,3 +141,27 @@ def test_a_run_whose_pool_process_is_killed_is_crashed_and_retried_by_the_same_w
     task_run = FlowRun.objects.filter(flow__name="survives-a-lost-worker").latest("created").task_runs.get()
     assert state_names(task_run) == ["Pending", "Running", "Crashed", "AwaitingRetry", "Retrying", "Completed"]
     assert len(ledger.read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("transport", ["in-process", "http"])
+def test_a_run_given_back_while_it_waits_is_claimed_by_the_next_worker_and_not_swept(client, transport, request):
+    """A worker told to wait (a full concurrency limit) gives the run back before sending its message again."""
+    from sdk.client.http import HttpClient
+    from sdk.states import Pending
+
+    if transport == "http":
+        live_server, token = request.getfixturevalue("live_server"), request.getfixturevalue("make_token")()
+        client = HttpClient(f"{live_server}/api", token)
+    flow_id = client.create_flow("claims")
+    flow_run_id, _ = client.create_flow_run(flow_id=flow_id, name="c", state=Pending().to_schema())
+    run_id, _ = client.create_task_run(flow_run_id=flow_run_id, task_key="m.t", dynamic_key=uuid.uuid4().hex,
+                                       name="t", state=Pending().to_schema())  # fmt: skip
+    assert client.claim_task_run(run_id, worker="w-old", hostname="h", pid=1, dispatch=None)[0] == "claimed"
+    assert client.claim_task_run(run_id, worker="w-new", hostname="h", pid=2, dispatch=None)[0] == "held"
+
+    assert client.release_task_run(run_id, worker="w-other") is False  # only its holder gives it back
+    assert client.release_task_run(run_id, worker="w-old") is True
+
+    assert task_runs_sweep_lost(timeout=0, task_run_ids=[run_id]) == []
+    assert TaskRun.objects.get(pk=run_id).state_name == "Pending"
+    assert client.claim_task_run(run_id, worker="w-new", hostname="h", pid=2, dispatch=None)[0] == "claimed"
