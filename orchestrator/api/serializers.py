@@ -62,7 +62,7 @@ class StateIn(StrictSerializer):
 
     def validate_details(self, value: dict[str, Any]) -> StateDetails:
         try:
-            details = StateDetails.from_dict(value)
+            details = StateDetails.from_dict(value, strict=True)
         except (TypeError, ValueError) as exc:
             raise serializers.ValidationError(f"bad state details: {exc}") from None
         for name in StateDetails._DATETIMES:  # in UTC: databases refuse some offsets Python accepts

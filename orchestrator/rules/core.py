@@ -45,6 +45,23 @@ class PreventDuplicateTransitions(Rule):
             ctx.replay("this transition was already applied; returning its result")
 
 
+class AbortSupersededProposals(Rule):
+    """A proposal made from a state the run has since left is not applied: its proposer lost the run.
+
+    The case it guards: a worker is presumed dead (no heartbeats), its attempt is
+    Crashed and retried elsewhere, and then the worker wakes up (a long GC pause,
+    SIGSTOP/SIGCONT, a network partition) and reports its outcome. The SDK sends
+    `from_state_id`, the Running state its attempt started in, with every state
+    that ends the attempt.
+    """
+
+    def before_transition(self, ctx: OrchestrationContext) -> None:
+        expected = ctx.proposed.details.from_state_id
+        if expected and ctx.initial and str(ctx.initial.id) != expected:
+            ctx.abort(f"this proposal follows state {expected}, but the run has moved on to {ctx.initial.name} "
+                      "since (its attempt was taken over, e.g. after its worker went quiet); it is not applied")  # fmt: skip
+
+
 class RejectIllegalTransitions(Rule):
     """Only transitions in the legal table are considered; anything else leaves the run where it is.
 

@@ -19,6 +19,7 @@ CORE_FLOW_POLICY = [
 
 CORE_TASK_POLICY = [
     core.PreventDuplicateTransitions,
+    core.AbortSupersededProposals,
     core.RejectIllegalTransitions,
     core.CacheRetrieval,
     core.PreventRunningTasksFromStoppedFlows,
@@ -36,4 +37,4 @@ CORE_TASK_POLICY = [
 # sweep crashing runs whose process died) skips the core rules but keeps idempotency,
 # bookkeeping, and a crashed or cancelled flow run still takes its task runs with it.
 MINIMAL_FLOW_POLICY = [core.PreventDuplicateTransitions, core.FinishUnfinishedTaskRuns]
-MINIMAL_TASK_POLICY = [core.PreventDuplicateTransitions]
+MINIMAL_TASK_POLICY = [core.PreventDuplicateTransitions, core.AbortSupersededProposals]

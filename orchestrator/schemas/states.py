@@ -64,9 +64,12 @@ class StateDetails:
     transition_key: str | None = None  # idempotency key: a repeated proposal is answered, not re-applied
     pause_timeout: datetime | None = None
     pause_key: str | None = None
+    # The id of the state the proposer saw last (as text): a proposal that follows a state the run has
+    # since left comes from a process that lost the run (a worker presumed dead), and is not applied.
+    from_state_id: str | None = None
 
     _DATETIMES = ("scheduled_time", "cache_expiration", "pause_timeout")
-    _STRINGS = ("cache_key", "transition_key", "pause_key")
+    _STRINGS = ("cache_key", "transition_key", "pause_key", "from_state_id")
     _BOOLEANS = ("refresh_cache", "retriable")
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,12 +88,15 @@ class StateDetails:
         return clone
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> StateDetails:
+    def from_dict(cls, data: dict[str, Any] | None, *, strict: bool = False) -> StateDetails:
+        """Details from JSON. Input from a client is `strict`: an unknown name is an error. Details read
+        back (a stored row, a server's answer) may come from a newer Runway: unknown names are skipped."""
         data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
+        unknown = set(data) - _DETAIL_NAMES
+        if unknown and strict:
             raise ValueError(f"unknown state detail(s): {', '.join(sorted(unknown))}")
+        for name in unknown:
+            del data[name]
         for name in cls._DATETIMES:
             if not isinstance(data.get(name), (str, datetime, type(None))):
                 raise ValueError(f"{name} must be an ISO 8601 date and time, got {data[name]!r}")
@@ -105,6 +111,7 @@ class StateDetails:
 
 
 _DETAIL_DEFAULTS = tuple((f.name, f.default) for f in fields(StateDetails))
+_DETAIL_NAMES = frozenset(name for name, _ in _DETAIL_DEFAULTS)
 
 
 @dataclass

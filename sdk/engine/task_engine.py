@@ -104,7 +104,11 @@ class TaskRunEngine:
             self.state = yield from self._start(cache_key)
             while self.state.is_running():
                 outcome = yield from self._call(parameters)
-                self.state = yield from self._propose(self._final_state(outcome, cache_key))
+                final = self._final_state(outcome, cache_key)
+                try:
+                    self.state = yield from self._propose(self._following(final))
+                except Abort as abort:  # this attempt was taken over: its outcome is not ours to record
+                    return self._superseded(abort)
                 if self.state.is_scheduled():
                     self.logger.info(
                         f"Received non-final state {self.state.name!r} when proposing final state "
@@ -137,8 +141,11 @@ class TaskRunEngine:
             return  # nothing stored yet: there is no run to leave behind
         message = f"Crashed: {why}: {type(exc).__name__}: {exc}".rstrip(": ")
         try:
-            self.state = propose_now(self.client, Crashed(message=message, data=exc), task_run_id=self.run.id)
+            crashed = self._following(Crashed(message=message, data=exc))
+            self.state = propose_now(self.client, crashed, task_run_id=self.run.id)
             self.logger.error(message)
+        except Abort as abort:
+            self._superseded(abort)
         except Exception:
             self.logger.exception("could not record the crash of this task run")
 
@@ -206,6 +213,28 @@ class TaskRunEngine:
         except Exception:
             self.logger.exception("cache_key_fn raised; running without a cache key")
             return None
+
+    def _following(self, state: State) -> State:
+        """`state`, marked as ending the attempt that started in the current Running state.
+
+        If the orchestrator has since given the run to another attempt (this
+        worker was presumed dead and the run retried elsewhere), the proposal is
+        aborted instead of overwriting that attempt's states.
+        """
+        if self.state is not None and self.state.is_running() and self.state.id is not None:
+            state.details.from_state_id = str(self.state.id)
+        return state
+
+    def _superseded(self, abort: Abort) -> State:
+        """Stop without recording anything: the run belongs to another attempt now. No hooks run here."""
+        self.logger.warning(f"This attempt's outcome was not recorded: {abort}")
+        try:
+            current = self.client.get_task_run_states([self.run.id]).get(self.run.id)
+        except Exception:  # the orchestrator is unreachable: the state this engine knew will do
+            current = None
+        if current is not None:
+            self.state = State.from_schema(current)
+        return self.state
 
     def _propose(self, state: State, force: bool = False) -> Steps:
         return (yield from propose(self.client, state, task_run_id=self.run.id, force=force))

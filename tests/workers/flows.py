@@ -184,3 +184,17 @@ def paced(ledger_dir: str, i: int) -> int:
 @flow(task_runner=CeleryTaskRunner())
 def paced_fan_out(ledger_dir: str, n: int) -> list[int]:
     return [f.result() for f in paced.map(unmapped(ledger_dir), range(n))]
+
+
+@task(retries=1, retry_delay_seconds=0)
+def slow_first_attempt(ledger: str) -> int:
+    """The first attempt takes 4 s (long enough to be stopped in the middle); returns which attempt ran."""
+    attempt = _attempt(ledger)
+    if attempt == 1:
+        time.sleep(4)
+    return attempt
+
+
+@flow(task_runner=CeleryTaskRunner())
+def outlives_a_stopped_worker(ledger: str) -> int:
+    return slow_first_attempt.submit(ledger).result()

@@ -5,6 +5,8 @@ second (tests/conftest.py); production defaults are 10 s, 30 s and 5 s.
 """
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
@@ -165,3 +167,29 @@ def test_a_run_given_back_while_it_waits_is_claimed_by_the_next_worker_and_not_s
     assert task_runs_sweep_lost(timeout=0, task_run_ids=[run_id]) == []
     assert TaskRun.objects.get(pk=run_id).state_name == "Pending"
     assert client.claim_task_run(run_id, worker="w-new", hostname="h", pid=2, dispatch=None)[0] == "claimed"
+
+
+def test_a_stopped_worker_that_wakes_after_its_run_was_retried_cannot_overwrite_the_retry(start_worker, tmp_path):
+    """SIGSTOP mid-task: the run is Crashed and retried elsewhere; after SIGCONT the old attempt's
+    Completed is refused (it follows a state the run has left) and the retry's outcome stands."""
+    ledger = tmp_path / "ledger"
+    sleeper = start_worker(concurrency=1)
+    outcome = run_in_thread(flows.outlives_a_stopped_worker, str(ledger))
+    wait_for_lines(ledger, 1)
+    os.killpg(sleeper.process.pid, signal.SIGSTOP)
+    try:
+        start_worker(concurrency=1)
+        outcome["thread"].join(timeout=90)
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["value"].result() == 2  # the retry's value
+    finally:
+        os.killpg(sleeper.process.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while "outcome was not recorded" not in sleeper.output() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    task_run = FlowRun.objects.filter(flow__name="outlives-a-stopped-worker").latest("created").task_runs.get()
+    assert state_names(task_run) == ["Pending", "Running", "Crashed", "AwaitingRetry", "Retrying", "Completed"]
+    assert task_run.state.result == {"type": "json", "value": 2}
+    assert "This attempt's outcome was not recorded: this proposal follows state" in sleeper.output()
+    assert len(ledger.read_text().splitlines()) == 2

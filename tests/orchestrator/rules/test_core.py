@@ -890,3 +890,35 @@ class TestForceBypassesTheCoreRules:
         answer = propose(make_run(S.PENDING, S.RUNNING), State(S.SCHEDULED, name="Late"), force=True)
 
         assert (answer.status, answer.state.name) == (ACCEPT, "Late")
+
+
+class TestAbortSupersededProposals:
+    def test_a_proposal_following_the_current_state_is_applied(self, make_task_run):
+        run = make_task_run(S.PENDING, S.RUNNING)
+
+        answer = propose(run, S.COMPLETED, from_state_id=str(fresh(run).state_id))
+
+        assert (answer.status, answer.state.type) == (ACCEPT, S.COMPLETED)
+
+    def test_a_proposal_following_a_state_the_run_has_left_is_aborted_and_changes_nothing(self, make_task_run):
+        run = make_task_run(S.PENDING, S.RUNNING, retries=1)
+        first_attempt = str(fresh(run).state_id)
+        propose(run, State(S.CRASHED, message="worker quiet"), force=True)
+        propose(run, State(S.SCHEDULED, name="AwaitingRetry"), force=True)
+        retry = propose(run, S.RUNNING)
+        assert retry.state.name == "Retrying"
+
+        stale = propose(run, S.COMPLETED, from_state_id=first_attempt)
+
+        assert stale.status == ABORT and stale.state.id == retry.state.id
+        assert stale.reason.startswith(f"this proposal follows state {first_attempt}, but the run has moved on to Retrying")
+        assert history(run) == ["Pending", "Running", "Crashed", "AwaitingRetry", "Retrying"]
+
+    def test_a_forced_proposal_from_a_superseded_attempt_is_aborted_too(self, make_task_run):
+        run = make_task_run(S.PENDING, S.RUNNING)
+        first_attempt = str(fresh(run).state_id)
+        propose(run, S.COMPLETED)
+
+        answer = propose(run, State(S.CRASHED, details=StateDetails(from_state_id=first_attempt)), force=True)
+
+        assert answer.status == ABORT and fresh(run).state_type == S.COMPLETED
