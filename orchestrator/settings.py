@@ -200,6 +200,12 @@ CELERY_TASK_IGNORE_RESULT = True  # results go through result storage; states th
 CELERY_TASK_ACKS_LATE = True  # a message is acknowledged when its task run is recorded, not when received
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a worker killed mid-task leaves its message to be redelivered
 CELERY_WORKER_CONSUMER = "workers.rate_limits:Consumer"  # paces @task(rate_limit=...) runs
+# Celery's Django fixup closes every database connection (and, in a prefork pool, the whole
+# PostgreSQL pool) before and after each task unless connections may be reused this many times.
+# A new connection per task run cost more than the run's orchestration; instead each task
+# starts with Django's own check (workers/tasks.py), which honours CONN_MAX_AGE and drops
+# connections that failed.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # task runs may be long: do not hoard messages
 CELERY_TASK_DEFAULT_QUEUE = env_str("DEFAULT_QUEUE", "runway")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

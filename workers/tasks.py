@@ -11,7 +11,8 @@ from typing import Any
 from uuid import UUID
 
 from celery.app.trace import build_tracer
-from celery.signals import worker_process_shutdown
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown
+from django.db import close_old_connections
 
 from workers import rate_limits
 from workers.celery import app
@@ -116,6 +117,14 @@ class _Heartbeats:
 
 
 _heartbeats = _Heartbeats()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _recycle_database_connections(**_: Any) -> None:
+    """Around each task, what Django does around each request: close a connection that errored
+    or outlived CONN_MAX_AGE (a pooled one goes back to the pool); keep a healthy one open."""
+    close_old_connections()
 
 
 @worker_process_shutdown.connect

@@ -76,6 +76,16 @@ class Db:
             finally:
                 cursor.close()
 
+    def execute_count(self, sql: str, params: list[Any]) -> int:
+        """One statement; returns how many rows it changed."""
+        with self.wrapper.wrap_database_errors:
+            cursor = self.wrapper.connection.cursor()
+            try:
+                cursor.execute(sql, params)
+                return cursor.rowcount
+            finally:
+                cursor.close()
+
     def executemany(self, sql: str, rows: list[list[Any]]) -> None:
         with self.wrapper.wrap_database_errors:
             cursor = self.wrapper.connection.cursor()
@@ -158,6 +168,18 @@ def _parse_run(row: tuple, task: bool) -> tuple[RunRow, State | None]:
             run.flow_run = FlowRunSummary(state_type=row[19], state_name=row[20], run_count=row[21])
         run.tags = _json(row[22]) or []
     return run, state
+
+
+def claim_waiting_task_run(db: Db, run_id: UUID, *, worker: str, hostname: str, pid: int | None,
+                           dispatch: Any, now: datetime, quiet_since: datetime) -> bool:  # fmt: skip
+    """Make `worker` the holder of a Pending or Scheduled task run that no live worker holds
+    (none, this one, or one quiet since before `quiet_since`); False if the run is not such a run."""
+    sql = _placeholders(
+        "UPDATE runs_taskrun SET worker = %s, hostname = %s, pid = %s, heartbeat = %s, dispatch = %s "
+        "WHERE id = %s AND state_type IN ('PENDING', 'SCHEDULED') "
+        "AND (worker = '' OR worker = %s OR heartbeat IS NULL OR heartbeat < %s)", db.vendor)  # fmt: skip
+    params = [worker, hostname, pid, db.dt(now), db.json(dispatch), db.uuid(run_id), worker, db.dt(quiet_since)]
+    return db.execute_count(sql, params) == 1
 
 
 def insert_state(db: Db, kind: str, run_id: UUID, state: State) -> None:
