@@ -1,8 +1,9 @@
 """Helpers shared by the benchmarks: fresh RUNWAY_HOMEs, child processes, counting rows in the database.
 
-The counts are read with the stdlib `sqlite3` module straight from the file, after
-the benchmarked process has exited, so they check what really reached the disk
-(nothing from the process under test is trusted, not even its Django connection).
+The counts are read with the stdlib `sqlite3` module straight from the file (or with
+psycopg from a PostgreSQL database), after the benchmarked process has exited, so
+they check what really reached the disk (nothing from the process under test is
+trusted, not even its Django connection).
 """
 from __future__ import annotations
 
@@ -69,11 +70,69 @@ def db_path(home: Path) -> Path:
     return Path(home) / "runway.sqlite3"
 
 
-def db_counts(home: Path) -> dict[str, int]:
-    """Row counts of what the runs left in RUNWAY_HOME's SQLite database."""
-    con = sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True)
+@contextmanager
+def fresh_postgres(url: str):
+    """An empty PostgreSQL database at `url` (dropped and made again), dropped afterwards.
+
+    Only a database whose name starts with `runway_bench` is touched, so a typo
+    cannot empty a real one.
+    """
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    if not name.startswith("runway_bench"):
+        raise SystemExit(f"--database-url must name a database called runway_bench...: got {name!r}")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+        yield url
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class CountQuery:
+    """One-value queries on the benchmark's database: SQLite in `home`, or PostgreSQL at `url`."""
+
+    def __init__(self, home: Path, url: str | None = None) -> None:
+        self.postgres = bool(url)
+        if self.postgres:
+            import psycopg
+
+            self.con = psycopg.connect(url)
+        else:
+            self.con = sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True)
+
+    def __call__(self, sql: str, *params: object) -> object:
+        if self.postgres:
+            sql = sql.replace("?", "%s")
+        return self.con.execute(sql, params).fetchone()[0]
+
+    def run_id(self, run_id: str) -> str:
+        """How the run's id is stored: 32 hex digits on SQLite, a uuid on PostgreSQL."""
+        return run_id if self.postgres else run_id.replace("-", "")
+
+    def state_sequence(self, where: str) -> str:
+        """SQL counting task runs (joined as t, filtered by `where`) whose states are exactly
+        Pending, Running, Completed, in that order of time."""
+        if self.postgres:
+            return ("SELECT COUNT(*) FROM (SELECT s.task_run_id FROM runs_taskrunstate s JOIN runs_taskrun t "
+                    f"ON t.id = s.task_run_id WHERE {where} GROUP BY s.task_run_id "
+                    "HAVING string_agg(s.type, ',' ORDER BY s.timestamp) = 'PENDING,RUNNING,COMPLETED') x")  # fmt: skip
+        return ("SELECT COUNT(*) FROM (SELECT s.task_run_id, GROUP_CONCAT(s.type, ',') AS seq FROM "
+                "(SELECT s.task_run_id, s.type FROM runs_taskrunstate s JOIN runs_taskrun t ON t.id = s.task_run_id "
+                f"WHERE {where} ORDER BY s.task_run_id, s.timestamp) s "
+                "GROUP BY s.task_run_id HAVING seq = 'PENDING,RUNNING,COMPLETED')")  # fmt: skip
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def db_counts(home: Path, url: str | None = None) -> dict[str, int]:
+    """Row counts of what the runs left in RUNWAY_HOME's SQLite database (or the PostgreSQL one at `url`)."""
+    q = CountQuery(home, url)
+    try:
         counts = {
             "flow_runs": q("SELECT COUNT(*) FROM runs_flowrun"),
             "flow_runs_completed": q("SELECT COUNT(*) FROM runs_flowrun WHERE state_type = 'COMPLETED'"),
@@ -89,14 +148,10 @@ def db_counts(home: Path) -> dict[str, int]:
                 f"SELECT COUNT(*) FROM runs_taskrunstate WHERE type = '{state_type}'"
             )
         # every task run must have exactly Pending, Running, Completed, in that order of time
-        counts["task_runs_with_3_states"] = q(
-            "SELECT COUNT(*) FROM (SELECT task_run_id, GROUP_CONCAT(type, ',') AS seq FROM "
-            "(SELECT task_run_id, type FROM runs_taskrunstate ORDER BY task_run_id, timestamp) "
-            "GROUP BY task_run_id HAVING seq = 'PENDING,RUNNING,COMPLETED')"
-        )
+        counts["task_runs_with_3_states"] = q(q.state_sequence("1 = 1"))
         return counts
     finally:
-        con.close()
+        q.close()
 
 
 def check_counts(counts: dict[str, int], expected: dict[str, int]) -> list[str]:

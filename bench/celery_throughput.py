@@ -2,8 +2,10 @@
 
     python bench/celery_throughput.py [--n 10000] [--workers 1] [--concurrency 2] [--repeat 1]
                                       [--order plain,runway] [--profile] [--keep] [--broker URL]
+                                      [--database-url postgresql://postgres@127.0.0.1:5432/runway_bench]
 
-Set-up, made by the script and removed afterwards: a fresh RUNWAY_HOME (SQLite),
+Set-up, made by the script and removed afterwards: a fresh RUNWAY_HOME (SQLite, or
+with --database-url a PostgreSQL database made afresh; its server's CPU is not counted),
 a queue of its own (RUNWAY_DEFAULT_QUEUE=runway-bench-<random>) on Redis
 (RUNWAY_BROKER_URL, default redis://127.0.0.1:6379/0), and `--workers` processes
 `celery -A workers worker -c <concurrency> -l info` consuming only that queue
@@ -40,6 +42,7 @@ functions; the raw files stay in the home with `--keep`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -52,7 +55,7 @@ from pathlib import Path
 
 sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 
-from _common import PYTHON, REPO_DIR, check_counts, child_env, db_counts, db_path, fresh_home, print_table  # noqa: E402
+from _common import PYTHON, REPO_DIR, CountQuery, check_counts, child_env, db_counts, fresh_home, fresh_postgres, print_table  # noqa: E402
 from sdk import flow, task  # noqa: E402  (a worker imports this file by path to find `noop`; no side effects)
 from sdk.task_runners import CeleryTaskRunner  # noqa: E402
 
@@ -189,27 +192,19 @@ def finish_child(proc: subprocess.Popen, home: Path, label: str, timeout: float)
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-def check_flow_run(home: Path, flow_run_id: str, n: int) -> list[str]:
+def check_flow_run(home: Path, flow_run_id: str, n: int, url: str | None) -> list[str]:
     """The timed flow run: Completed, n task runs Completed, each with exactly Pending, Running, Completed."""
-    import sqlite3
-
-    con = sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True)
+    q = CountQuery(home, url)
     try:
-        fid = flow_run_id.replace("-", "")
-        q = lambda sql: con.execute(sql, (fid,)).fetchone()[0]  # noqa: E731
+        fid = q.run_id(flow_run_id)
         got = {
-            "flow run state": q("SELECT state_type FROM runs_flowrun WHERE id = ?"),
-            "task runs": q("SELECT COUNT(*) FROM runs_taskrun WHERE flow_run_id = ?"),
-            "task runs Completed": q("SELECT COUNT(*) FROM runs_taskrun WHERE flow_run_id = ? AND state_type = 'COMPLETED'"),
-            "task runs with Pending, Running, Completed": q(
-                "SELECT COUNT(*) FROM (SELECT s.task_run_id, GROUP_CONCAT(s.type, ',') AS seq FROM "
-                "(SELECT s.task_run_id, s.type FROM runs_taskrunstate s JOIN runs_taskrun t ON t.id = s.task_run_id "
-                "WHERE t.flow_run_id = ? ORDER BY s.task_run_id, s.timestamp) s "
-                "GROUP BY s.task_run_id HAVING seq = 'PENDING,RUNNING,COMPLETED')"
-            ),
+            "flow run state": q("SELECT state_type FROM runs_flowrun WHERE id = ?", fid),
+            "task runs": q("SELECT COUNT(*) FROM runs_taskrun WHERE flow_run_id = ?", fid),
+            "task runs Completed": q("SELECT COUNT(*) FROM runs_taskrun WHERE flow_run_id = ? AND state_type = 'COMPLETED'", fid),
+            "task runs with Pending, Running, Completed": q(q.state_sequence("t.flow_run_id = ?"), fid),
         }  # fmt: skip
     finally:
-        con.close()
+        q.close()
     want = {"flow run state": "COMPLETED", "task runs": n, "task runs Completed": n,
             "task runs with Pending, Running, Completed": n}  # fmt: skip
     return [f"timed flow run, {k}: expected {v}, found {got[k]}" for k, v in want.items() if got[k] != v]
@@ -248,6 +243,7 @@ def calibration() -> str:
 # --- profiling -------------------------------------------------------------------------------
 CATEGORIES = [  # (label, substring of a frame); the first match from the innermost frame outwards wins
     ("SQLite execute / commit", "sqlite3"),
+    ("psycopg (PostgreSQL)", "psycopg"),
     ("Django DB layer", "django/db/"),
     ("orchestration services + rules", "orchestrator/"),
     ("kombu / redis (broker)", "kombu/"),
@@ -335,6 +331,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--order", default="plain,runway")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--database-url", help="a PostgreSQL database named runway_bench... (made afresh, dropped after); "
+                                               "default: SQLite in the fresh home")
     parser.add_argument("--profile", action="store_true", help="py-spy the flow process and the workers (last Runway run)")
     parser.add_argument("--keep", action="store_true", help="keep the home (logs, database, profiles)")
     parser.add_argument("--timeout", type=float, default=1800)
@@ -359,10 +357,12 @@ def main() -> int:
     def cpu_row(got: dict, worker_pids: list[int], cpu0: tuple[float, float], n: int) -> list[float]:
         """ms of CPU per task: sender/flow process, workers (main + pool processes), redis-server."""
         return [1e3 * got["cpu"] / n, 1e3 * (proc_cpu(worker_pids) - cpu0[0]) / n, 1e3 * (proc_cpu(redis_pids()) - cpu0[1]) / n]
-    with fresh_home(prefix="runway-celery-bench-", keep=args.keep) as home:
+    database = fresh_postgres(args.database_url) if args.database_url else contextlib.nullcontext()
+    with fresh_home(prefix="runway-celery-bench-", keep=args.keep) as home, database:
         queue = f"runway-bench-{uuid.uuid4().hex[:8]}"
-        env = child_env(home, RUNWAY_BROKER_URL=args.broker, RUNWAY_DEFAULT_QUEUE=queue)
-        print(f"home {home}, queue {queue}, broker {args.broker}, "
+        on_postgres = {"RUNWAY_DATABASE_URL": args.database_url} if args.database_url else {}
+        env = child_env(home, RUNWAY_BROKER_URL=args.broker, RUNWAY_DEFAULT_QUEUE=queue, **on_postgres)
+        print(f"home {home}, database {args.database_url or 'SQLite in the home'}, queue {queue}, broker {args.broker}, "
               f"{args.workers} worker(s) x concurrency {args.concurrency} (prefork)")  # fmt: skip
         workers = [Worker(i, home, env, queue, args.concurrency) for i in range(args.workers)]
         try:
@@ -413,8 +413,8 @@ def main() -> int:
                             spy.kill()
                     flow_runs, task_runs = flow_runs + 1, task_runs + n
                     time.sleep(1.0)  # the workers' log threads store their last lines (every 0.5 s)
-                    problems = check_flow_run(home, got["flow_run_id"], n)
-                    counts = db_counts(home)
+                    problems = check_flow_run(home, got["flow_run_id"], n, args.database_url)
+                    counts = db_counts(home, args.database_url)
                     problems += check_counts(counts, {
                         "flow_runs": flow_runs, "flow_runs_completed": flow_runs, "task_runs": task_runs,
                         "task_runs_completed": task_runs, "task_runs_with_3_states": task_runs,

@@ -21,6 +21,7 @@ class EntrypointError(ImportError):
 
 
 _lock = threading.Lock()
+_loaded_files: dict[str, Any] = {}  # the reference's path text -> its module: no path resolution per run
 
 
 def load(reference: str) -> Any:
@@ -46,6 +47,13 @@ def _import(module_name: str) -> Any:
 
 
 def _load_file(path_text: str) -> Any:
+    module = _loaded_files.get(path_text)
+    if module is None:
+        module = _loaded_files.setdefault(path_text, _load_file_once(path_text))
+    return module
+
+
+def _load_file_once(path_text: str) -> Any:
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
         raise EntrypointError(f"no file {str(path)!r}; is the flow's code on this machine at the same path?")

@@ -69,7 +69,7 @@ class Db:
     def execute(self, sql: str, params: list[Any], fetch: bool = False) -> Any:
         """One statement on the DB-API cursor (same transaction as Django's), errors raised as Django's."""
         with self.wrapper.wrap_database_errors:
-            cursor = self.wrapper.connection.cursor()
+            cursor = self._cursor()
             try:
                 cursor.execute(sql, params)
                 return cursor.fetchone() if fetch else None
@@ -79,7 +79,7 @@ class Db:
     def execute_count(self, sql: str, params: list[Any]) -> int:
         """One statement; returns how many rows it changed."""
         with self.wrapper.wrap_database_errors:
-            cursor = self.wrapper.connection.cursor()
+            cursor = self._cursor()
             try:
                 cursor.execute(sql, params)
                 return cursor.rowcount
@@ -88,11 +88,21 @@ class Db:
 
     def executemany(self, sql: str, rows: list[list[Any]]) -> None:
         with self.wrapper.wrap_database_errors:
-            cursor = self.wrapper.connection.cursor()
+            cursor = self._cursor()
             try:
                 cursor.executemany(sql, rows)
             finally:
                 cursor.close()
+
+    def _cursor(self) -> Any:
+        """On PostgreSQL a server-side binding cursor: parameters travel apart from the statement,
+        so psycopg does not quote them into the SQL text in Python (Django's cursors do), and a
+        statement run often is prepared once per connection."""
+        if self.postgres:
+            import psycopg
+
+            return psycopg.Cursor(self.wrapper.connection)
+        return self.wrapper.connection.cursor()
 
     # Values as Django's own fields store them.
     def uuid(self, value: UUID | None) -> Any:
