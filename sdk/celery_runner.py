@@ -60,6 +60,18 @@ def _resend_after() -> float:
     return get_settings().resend_seconds
 
 
+def _warn_unserved(waiting: dict[str, int], quiet_for: float) -> None:
+    """Say why the flow is not moving when its runs sit in a queue nobody serves (no worker started,
+    a typo in the queue name): the usual cause, and the command that fixes it."""
+    for queue, count in sorted(waiting.items()):
+        logger.warning(
+            "%d task run(s) sent to Celery queue %r have not started, and none of this flow's runs has "
+            "ended for %.0f s; sent them again. Is a worker consuming that queue? Start one with "
+            "`celery -A workers worker -Q %s` (runs waiting for a concurrency slot or a rate limit also wait here)",
+            count, queue, quiet_for, queue,
+        )  # fmt: skip
+
+
 class CeleryTaskRunner(BaseTaskRunner):
     """Sends submitted task runs to Celery workers; `queue` defaults to the app's default queue."""
 
@@ -136,11 +148,15 @@ class CeleryTaskRunner(BaseTaskRunner):
             states = self._client.get_task_run_states([run_id for run_id, _ in due])
         except Exception:  # the orchestrator is unreachable for now: look again next time
             return
+        waiting: dict[str, int] = {}
         for run_id, sent in due:
             state = states.get(run_id)
             if state is None or state.type == StateType.PENDING:
                 sent.at, sent.wait = now, min(sent.wait * 2, MAX_RESEND_WAIT)
                 self._send(run_id, sent)
+                waiting[sent.queue or "?"] = waiting.get(sent.queue or "?", 0) + 1
+        if waiting:
+            _warn_unserved(waiting, now - self._last_progress)
 
     # --- watching the runs in flight --------------------------------------------------
     def _watch(self, engine: TaskRunEngine, future: Future) -> None:

@@ -198,3 +198,8 @@ def slow_first_attempt(ledger: str) -> int:
 @flow(task_runner=CeleryTaskRunner())
 def outlives_a_stopped_worker(ledger: str) -> int:
     return slow_first_attempt.submit(ledger).result()
+
+
+@flow(task_runner=CeleryTaskRunner())
+def one_square(x: int) -> int:
+    return square.submit(x).result()

@@ -119,3 +119,26 @@ def test_task_runs_record_their_worker_output_in_the_run_logs(start_worker):
     assert any(m.startswith("squaring 1 on pid") for m in messages)
     assert "Finished in state Completed()" in messages
     assert square_run.worker and square_run.pid != os.getpid()  # the worker that ran it is recorded
+
+
+def test_a_flow_whose_queue_no_worker_serves_says_so_and_goes_on_once_one_starts(start_worker, capfd):
+    import time
+    import uuid
+
+    from sdk.task_runners import CeleryTaskRunner
+    from tests.workers.test_lost_workers import run_in_thread
+
+    queue = f"nobody-{uuid.uuid4().hex[:6]}"
+    outcome = run_in_thread(flows.one_square.with_options(task_runner=CeleryTaskRunner(queue=queue)), 7)
+    said, deadline = "", time.monotonic() + 30  # RUNWAY_RESEND_SECONDS is 3 in the tests
+    while "Is a worker consuming that queue?" not in said and time.monotonic() < deadline:
+        time.sleep(0.2)
+        said += capfd.readouterr().err
+    assert f"1 task run(s) sent to Celery queue {queue!r} have not started" in said
+    assert f"`celery -A workers worker -Q {queue}`" in said
+
+    start_worker(queues=queue)
+    outcome["thread"].join(timeout=60)
+
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["value"].result() == 49
