@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from functools import update_wrapper
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from orchestrator.schemas.rates import parse_rate
 from sdk.annotations import unmapped
 from sdk.context import TaskRunContext
 from sdk.engine.parameters import bind
@@ -18,7 +19,6 @@ from sdk.engine.timeouts import shielded
 from sdk.exceptions import MappingLengthMismatch
 from sdk.filesystems import LocalFileSystem
 from sdk.futures import in_async_context
-from sdk.rates import parse_rate
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -16,7 +16,7 @@ from typing import Any
 from celery.app.registry import TaskRegistry
 from celery.worker.consumer import Consumer as CeleryConsumer
 
-from sdk.rates import parse_rate
+from orchestrator.schemas.rates import parse_rate
 
 TASK_NAME = "runway.run_task_run"
 PREFIX = TASK_NAME + "@"

@@ -1,4 +1,6 @@
-"""Rates as Celery writes them: "10/s", "100/m", "5/h" (a bare number is per second)."""
+"""Rates as Celery writes them: "10/s", "100/m", "5/h" (a bare number is per second).
+
+Shared by the SDK (checked when a task is defined) and the workers (the rate a Celery task name stands for)."""
 from __future__ import annotations
 
 import re
