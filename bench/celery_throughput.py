@@ -316,7 +316,7 @@ FLOW_FUNCS = ["_dispatch (sdk/celery_runner", "apply_async (celery", "message (s
               "task_reference (sdk/engine/remote", "_settle (sdk/celery_runner", "task_runs_create (",
               "task_run_current_states (", "_serve (sdk/client/inprocess", "create_task_runs (", "resolve (sdk/engine/inputs",
               "load_value (", "emit (", "uuid4 ("]  # fmt: skip
-WORKER_FUNCS = ["trace_task (celery", "run_task_run (workers", "execute (sdk/engine/remote", "load (workers/entrypoints",
+WORKER_FUNCS = ["trace_task (celery", "run_task_run (workers", "execute (sdk/engine/remote", "load (sdk/entrypoints",
                 "propose", "task_run_set_state (", "commit (django", "get_new_connection (", "close (django",
                 "persist_value (", "flush_logs (", "emit (", "close_database (celery", "claim", "heartbeat",
                 "send_task_message (", "on_task_received (", "billiard/"]  # fmt: skip

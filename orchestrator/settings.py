@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "orchestrator.runs",
     "orchestrator.accounts",
     "orchestrator.limits",
+    "orchestrator.deployments",
+    "workers",  # commands that load a flow's code (deployment create); the orchestrator's apps never import the SDK
     "orchestrator.server",
 ]
 

@@ -84,6 +84,13 @@ class Flow(Generic[P, R]):
         with shielded():
             return call_flow(self, bind(self.fn, args, kwargs), return_state=return_state)
 
+    def deploy(self, name: str, **options: Any) -> Any:
+        """Deploy this flow under `name` (see sdk.deployments.deploy for `work_queue_name`,
+        `parameters`, `tags`, `description`, `version`, `paused`, `storage`)."""
+        from sdk.deployments import deploy
+
+        return deploy(self, name=name, **options)
+
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"
 

@@ -23,6 +23,7 @@ class Settings:
     heartbeat_seconds: float  # a worker's heartbeat interval for the task runs it runs
     sweep_seconds: float  # how often a flow looks for its task runs whose worker vanished
     resend_seconds: float  # a run still Pending this long after its message was sent is sent again
+    deployment_storage: Path  # where deployed flows' code is copied
 
     @property
     def storage_path(self) -> Path:
@@ -46,4 +47,5 @@ def get_settings() -> Settings:
         heartbeat_seconds=env_float("HEARTBEAT_SECONDS", 10.0),
         sweep_seconds=env_float("SWEEP_SECONDS", 5.0),
         resend_seconds=env_float("RESEND_SECONDS", 30.0),
+        deployment_storage=Path(env_str("DEPLOYMENT_STORAGE") or runway_home() / "deployments"),
     )

@@ -63,7 +63,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     connections.close_all()
     if USING_POSTGRES:
         _admin_sql(f'DROP DATABASE IF EXISTS "{_PG_NAME}" WITH (FORCE)')
-    shutil.rmtree(_HOME, ignore_errors=True)
+    if not os.environ.get("RUNWAY_TEST_KEEP_HOME"):  # keep worker and server logs to look at
+        shutil.rmtree(_HOME, ignore_errors=True)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -3,13 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from orchestrator.api import limits, views
+from orchestrator.api import deployments, limits, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("flows", views.FlowViewSet, basename="flow")
 router.register("flow_runs", views.FlowRunViewSet, basename="flow-run")
 router.register("task_runs", views.TaskRunViewSet, basename="task-run")
 router.register("logs", views.LogViewSet, basename="log")
+router.register("work_queues", deployments.WorkQueueViewSet, basename="work-queue")
+router.register("deployments", deployments.DeploymentViewSet, basename="deployment")
 router.register("concurrency_limits", limits.ConcurrencyLimitViewSet, basename="concurrency-limit")
 
 urlpatterns = [

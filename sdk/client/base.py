@@ -62,6 +62,10 @@ class OrchestrationClient(abc.ABC):
         """Make `worker` the holder of a task run before running it: ("claimed" | "held" | "finished", why)."""
 
     @abc.abstractmethod
+    def create_deployment(self, **fields: Any) -> tuple[UUID, bool]:
+        """Create or replace a deployment (the fields of `deployment_create`); returns (id, created)."""
+
+    @abc.abstractmethod
     def release_task_run(self, task_run_id: UUID, *, worker: str) -> bool:
         """`worker` gives back a claimed run it has not started, to be claimed again when it is sent again."""
 

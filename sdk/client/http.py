@@ -111,6 +111,10 @@ class HttpClient(OrchestrationClient):
         answer = self._request("POST", f"task_runs/{task_run_id}/claim/", body)
         return answer["status"], answer["reason"]
 
+    def create_deployment(self, **fields: Any) -> tuple[UUID, bool]:
+        answer = self._request("POST", "deployments/", fields)
+        return UUID(answer["deployment"]["id"]), answer["created"]
+
     def release_task_run(self, task_run_id: UUID, *, worker: str) -> bool:
         return self._request("POST", f"task_runs/{task_run_id}/release/", {"worker": worker})["released"]
 

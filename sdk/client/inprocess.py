@@ -143,6 +143,12 @@ class InProcessClient(OrchestrationClient):
                            dispatch=dispatch, timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)  # fmt: skip
         return claim.status, claim.reason
 
+    def create_deployment(self, **fields: Any) -> tuple[UUID, bool]:
+        from orchestrator.deployments.services import deployment_create
+
+        deployment, created = self._call(deployment_create, **fields)
+        return deployment.id, created
+
     def release_task_run(self, task_run_id: UUID, *, worker: str) -> bool:
         from orchestrator.runs.claims import task_run_release
 

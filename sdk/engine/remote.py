@@ -80,7 +80,7 @@ def execute(body: dict[str, Any], client: OrchestrationClient) -> Deferred | Non
     """Orchestrate the task run `body` describes; Deferred(seconds) if it must start again later."""
     from sdk import tasks
     from sdk.engine.task_engine import TaskRunEngine
-    from workers.entrypoints import load
+    from sdk.entrypoints import load
 
     task = load(body["task"])
     if not isinstance(task, tasks.Task):

@@ -67,6 +67,8 @@ def start_worker(monkeypatch):
     queue = f"{os.environ['RUNWAY_DEFAULT_QUEUE']}-{uuid.uuid4().hex[:6]}"
     monkeypatch.setenv("RUNWAY_DEFAULT_QUEUE", queue)
     monkeypatch.setitem(app.conf, "task_default_queue", queue)
+    # With the CELERY namespace, Celery 5.6 reads the prefixed name first (Django's setting).
+    monkeypatch.setitem(app.conf, "CELERY_TASK_DEFAULT_QUEUE", queue)
     started: list[Worker] = []
 
     def start(queues: str | None = None, concurrency: int = 2, **env: str) -> Worker:

@@ -1,0 +1,48 @@
+"""Reading work queues and deployments for the CLI, API and admin."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, QuerySet
+
+from orchestrator.deployments.models import Deployment, WorkQueue
+from orchestrator.deployments.services import deployment_get, work_queue_get
+
+
+def work_queue_list() -> QuerySet[WorkQueue]:
+    return WorkQueue.objects.annotate(deployment_count=Count("deployments")).order_by("priority", "name")
+
+
+def work_queue_summary(queue: WorkQueue) -> dict[str, Any]:
+    return {"name": queue.name, "priority": queue.priority, "is_paused": queue.is_paused,
+            "concurrency_limit": queue.concurrency_limit, "filter_tags": queue.filter_tags,
+            "deployment_count": getattr(queue, "deployment_count", None), "updated": queue.updated}  # fmt: skip
+
+
+def work_queue_detail(*, name: str) -> dict[str, Any]:
+    queue = work_queue_get(name=name)
+    return {
+        **work_queue_summary(queue), "description": queue.description,
+        "filter_deployments": [str(d) for d in queue.filter_deployments.select_related("flow")],
+        "deployments": [str(d) for d in queue.deployments.select_related("flow")],
+    }  # fmt: skip
+
+
+def deployment_list() -> QuerySet[Deployment]:
+    return Deployment.objects.select_related("flow", "work_queue").order_by("flow__name", "name")
+
+
+def deployment_summary(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "id": deployment.id, "name": str(deployment), "flow": deployment.flow.name, "deployment": deployment.name,
+        "entrypoint": deployment.entrypoint, "source": deployment.source, "work_queue": deployment.work_queue.name,
+        "tags": deployment.tags, "is_paused": deployment.is_paused, "version": deployment.version,
+        "code_version": deployment.code_version, "updated": deployment.updated,
+    }  # fmt: skip
+
+
+def deployment_detail(*, ref: str) -> dict[str, Any]:
+    deployment = deployment_get(ref=ref)
+    return {**deployment_summary(deployment), "description": deployment.description,
+            "parameters": deployment.parameters, "parameter_schema": deployment.parameter_schema,
+            "code_path": deployment.code_path, "created": deployment.created}  # fmt: skip

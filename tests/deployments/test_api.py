@@ -1,0 +1,86 @@
+"""Work queues and deployments over the live API (and a flow deploying itself over HTTP), and in the admin."""
+from __future__ import annotations
+
+import textwrap
+import uuid
+from pathlib import Path
+
+from orchestrator.deployments.models import Deployment, WorkQueue
+from tests.api.test_admin_tokens import admin_browser
+from tests.deployments.test_deploy import FLOW
+from tests.sdk.conftest import run_script
+
+
+def test_work_queues_are_created_paused_limited_listed_and_deleted(api):
+    name = f"api-q-{uuid.uuid4().hex[:6]}"
+    created = api.post("work_queues/", json={"name": name, "tags": ["ETL"], "priority": 3})
+    assert created.status_code == 201, created.text
+    assert api.post("work_queues/", json={"name": name}).status_code == 400
+    assert api.post(f"work_queues/{name}/pause/").json()["is_paused"] is True
+    limited = api.post(f"work_queues/{name}/set_concurrency_limit/", json={"concurrency_limit": 2}).json()
+    assert (limited["concurrency_limit"], limited["filter_tags"], limited["priority"]) == (2, ["ETL"], 3)
+    assert api.post(f"work_queues/{name}/resume/").json()["is_paused"] is False
+    listed = [q["name"] for q in api.get("work_queues/", params={"limit": 500}).json()["results"]]
+    assert name in listed
+    assert api.delete(f"work_queues/{name}/").status_code == 204
+    missing = api.get(f"work_queues/{name}/")
+    assert missing.status_code == 404 and name in missing.json()["detail"]
+
+
+def test_bad_work_queues_are_refused_naming_the_problem(api):
+    bad_name = api.post("work_queues/", json={"name": "two words"})
+    bad_limit = api.post("work_queues/", json={"name": f"q-{uuid.uuid4().hex[:6]}", "concurrency_limit": -1})
+    unknown = api.post("work_queues/", json={"name": f"q-{uuid.uuid4().hex[:6]}", "deployments": ["no/such"]})
+    assert bad_name.status_code == bad_limit.status_code == unknown.status_code == 400
+    assert "is not valid" in bad_name.json()["detail"]
+    assert "concurrency_limit" in bad_limit.json()["fields"]
+    assert "deployment 'no/such' does not exist" in unknown.json()["detail"]
+
+
+def test_a_flow_deploys_itself_over_http_and_the_api_reads_pauses_and_deletes_it(live_server, make_token, api, tmp_path):
+    name = f"httpdeploy_{uuid.uuid4().hex[:6]}"
+    script = tmp_path / "jobs.py"
+    script.write_text(FLOW.format(name=name))
+    code = textwrap.dedent(f"""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("jobs", {str(script)!r})
+        jobs = importlib.util.module_from_spec(spec); spec.loader.exec_module(jobs)
+        from sdk.deployments import deploy
+        print(deploy({str(script)!r} + ":{name}", name="over-http", parameters={{"msg": "hi"}},
+                     storage={str(tmp_path / 'storage')!r}).id)
+    """)
+    result = run_script(code, RUNWAY_API_URL=f"{live_server}/api", RUNWAY_API_KEY=make_token())
+    assert result.returncode == 0, result.stderr
+    deployment_id = result.stdout.strip().splitlines()[-1]
+
+    one = api.get(f"deployments/{deployment_id}/").json()
+    assert (one["flow_name"], one["name"], one["parameters"], one["work_queue_name"]) == (
+        name.replace("_", "-"), "over-http", {"msg": "hi"}, "default")
+    assert Path(one["code_path"], "jobs.py").exists()
+    assert api.post(f"deployments/{deployment_id}/pause/").json()["is_paused"] is True
+    listed = api.get("deployments/", params={"flow__name": name.replace("_", "-")}).json()["results"]
+    assert [d["id"] for d in listed] == [deployment_id]
+    assert api.delete(f"deployments/{deployment_id}/").status_code == 204
+    assert not Deployment.objects.filter(pk=deployment_id).exists()
+
+
+def test_a_deployment_posted_with_an_unknown_parameter_or_a_bad_code_version_is_refused(api):
+    body = {"flow_name": "f", "name": "d", "entrypoint": "f.py:f", "code_path": "/x", "code_version": "0" * 64,
+            "parameters": {"nope": 1}, "parameter_schema": {"properties": {"msg": {}}, "additionalProperties": False}}  # fmt: skip
+    unknown = api.post("deployments/", json=body)
+    bad_version = api.post("deployments/", json={**body, "parameters": {}, "code_version": "abc"})
+    assert unknown.status_code == bad_version.status_code == 400
+    assert "unknown parameter(s) 'nope'; the flow takes: msg" in unknown.json()["detail"]
+    assert "code_version" in bad_version.json()["fields"]
+
+
+def test_the_admin_lists_queues_and_deployments_and_pauses_queues(live_server):
+    browser = admin_browser(live_server)
+    name = f"admin-q-{uuid.uuid4().hex[:6]}"
+    queue = WorkQueue.objects.create(name=name)
+    paused = browser.post("/admin/deployments/workqueue/", follow_redirects=True, data={
+        "action": "pause", "_selected_action": [queue.pk], "csrfmiddlewaretoken": browser.cookies["csrftoken"]})  # fmt: skip
+    assert paused.status_code == 200 and "Paused 1 work queue(s)" in paused.text
+    assert WorkQueue.objects.get(pk=queue.pk).is_paused
+    assert browser.get("/admin/deployments/deployment/").status_code == 200
+    assert browser.get("/admin/deployments/deployment/add/").status_code == 403  # made by deploying code

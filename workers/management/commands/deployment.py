@@ -1,0 +1,147 @@
+"""`python manage.py deployment <verb>`: deploy a flow, list, inspect, pause, resume and delete deployments.
+
+`create` loads the flow's code (to check the default parameters against its signature
+and copy the code into storage), so this command lives with the workers, which may use
+the SDK; the other verbs only read and change what the orchestrator stores.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from orchestrator.cli import NounCommand, add_json_flag
+from orchestrator.deployments import selectors, services
+from orchestrator.runs.management.render import format_time
+
+
+class Command(NounCommand):
+    help = "Work with deployments: a flow's stored code, default parameters, tags and work queue."
+
+    def add_create_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("entrypoint", help="path/to/file.py:flow_function or package.module:flow_function")
+        parser.add_argument("-n", "--name", required=True, help="the deployment's name, e.g. nightly or prod")
+        parser.add_argument("--param", action="append", default=[], dest="params", metavar="KEY=VALUE",
+                            help="a default parameter; VALUE is read as JSON if it is JSON, else as text (repeat)")  # fmt: skip
+        parser.add_argument("--params", default=None, dest="params_json", metavar="JSON",
+                            help="default parameters as one JSON object")
+        parser.add_argument("-t", "--tag", action="append", default=[], dest="tags", help="a tag (repeat for several)")
+        parser.add_argument("-q", "--work-queue", default=None, dest="work_queue",
+                            help="the work queue whose agents run it (default: 'default', made if missing)")  # fmt: skip
+        parser.add_argument("--description", default=None)
+        parser.add_argument("--version", default=None, dest="flow_version", help="a version label of your own")
+        parser.add_argument("--paused", action="store_true", help="deploy it paused")
+        parser.add_argument("--storage", default=None, help="where to copy the code (default: RUNWAY_DEPLOYMENT_STORAGE)")
+
+    def handle_create(self, *, entrypoint: str, name: str, params: list[str], tags: list[str], work_queue: str | None,
+                      description: str | None, flow_version: str | None, paused: bool, storage: str | None,
+                      **options: Any) -> None:  # fmt: skip
+        """Deploy a flow: check its default parameters against its signature, copy its code into
+        storage (later edits to the source change nothing until it is deployed again), and
+        register it. Deploying the same flow and name again replaces that deployment.
+
+          python manage.py deployment create flows/etl.py:pipeline --name nightly --tag ETL --param msg=Hello
+        """
+        from sdk.deployments import DeploymentError, deploy
+        from sdk.exceptions import ParameterBindError, ParameterTypeError
+
+        parameters = _parameters(options.get("params_json"), params)
+        try:
+            deployed = deploy(entrypoint, name=name, parameters=parameters, tags=tags, description=description,
+                              version=flow_version, work_queue_name=work_queue, paused=paused, storage=storage)  # fmt: skip
+        except (DeploymentError, ParameterBindError, ParameterTypeError) as exc:
+            raise CommandError(str(exc)) from None
+        verb = "Deployed" if deployed.created else "Deployed again"
+        queue = work_queue or "default"
+        self.stdout.write(f"{verb} {deployed.name!r} (code version {deployed.code_version[:12]}, work queue {queue!r}).")
+        self.stdout.write(f"Its code is stored in {deployed.code_path}.")
+
+    def add_ls_arguments(self, parser: CommandParser) -> None:
+        add_json_flag(parser)
+
+    def handle_ls(self, *, as_json: bool, **_: Any) -> None:
+        """List deployments by flow and name."""
+        rows = [selectors.deployment_summary(d) for d in selectors.deployment_list()]
+        if as_json:
+            return self.write_json(rows)
+        if not rows:
+            return self.stdout.write("No deployments; create one with "
+                                     "`python manage.py deployment create path/file.py:flow --name NAME`.")  # fmt: skip
+        self.write_table(
+            ("NAME", "WORK QUEUE", "TAGS", "PAUSED", "CODE", "UPDATED"),
+            [(r["name"], r["work_queue"], ",".join(r["tags"]), "yes" if r["is_paused"] else "no",
+              r["code_version"][:12], format_time(r["updated"])) for r in rows],
+        )  # fmt: skip
+
+    def add_inspect_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("deployment", metavar="FLOW/NAME", help="the deployment, as flow/name, or its id")
+        add_json_flag(parser)
+
+    def handle_inspect(self, *, deployment: str, as_json: bool, **_: Any) -> None:
+        """Show a deployment: its code, defaults, parameter schema, tags and queue."""
+        detail = selectors.deployment_detail(ref=deployment)
+        if as_json:
+            return self.write_json(detail)
+        for label, key in (("Name", "name"), ("ID", "id"), ("Entrypoint", "entrypoint"), ("Deployed from", "source"),
+                           ("Code", "code_path"), ("Code version", "code_version"), ("Work queue", "work_queue"),
+                           ("Tags", "tags"), ("Paused", "is_paused"), ("Version", "version"),
+                           ("Description", "description")):  # fmt: skip
+            self.stdout.write(f"{label + ':':<15}{_shown(detail[key])}")
+        self.stdout.write(f"{'Parameters:':<15}{json.dumps(detail['parameters'])}")
+        required = detail["parameter_schema"].get("required", [])
+        takes = [f"{n}{'' if n in required else '?'}" for n in detail["parameter_schema"].get("properties", {})]
+        self.stdout.write(f"{'Flow takes:':<15}{', '.join(takes) or 'no parameters'}  (? has a default)")
+
+    def add_pause_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("deployment", metavar="FLOW/NAME")
+
+    def handle_pause(self, *, deployment: str, **_: Any) -> None:
+        """Pause a deployment: it gets no new scheduled runs until resumed."""
+        found = services.deployment_set_paused(ref=deployment, paused=True)
+        self.stdout.write(f"Paused deployment {str(found)!r}.")
+
+    def add_resume_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("deployment", metavar="FLOW/NAME")
+
+    def handle_resume(self, *, deployment: str, **_: Any) -> None:
+        """Resume a paused deployment."""
+        found = services.deployment_set_paused(ref=deployment, paused=False)
+        self.stdout.write(f"Resumed deployment {str(found)!r}.")
+
+    def add_delete_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("deployment", metavar="FLOW/NAME")
+
+    def handle_delete(self, *, deployment: str, **_: Any) -> None:
+        """Delete a deployment; its past runs stay."""
+        services.deployment_delete(ref=deployment)
+        self.stdout.write(f"Deleted deployment {deployment!r}.")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        value = ", ".join(value)
+    return "-" if value in (None, "") else str(value)
+
+
+def _parameters(as_json: str | None, pairs: list[str]) -> dict[str, Any]:
+    """--params '{"a": 1}' and --param a=1 (JSON if it parses, else text), the latter winning."""
+    parameters: dict[str, Any] = {}
+    if as_json:
+        try:
+            parameters = json.loads(as_json)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--params is not JSON: {exc}") from None
+        if not isinstance(parameters, dict):
+            raise CommandError("--params must be a JSON object, e.g. '{\"msg\": \"Hello\"}'")
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"--param {pair!r} must look like KEY=VALUE, e.g. --param msg=Hello")
+        try:
+            parameters[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            parameters[key.strip()] = text
+    return parameters
