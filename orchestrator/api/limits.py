@@ -19,7 +19,7 @@ from orchestrator.limits import selectors, services
 
 class ConcurrencyLimitIn(StrictSerializer):
     tag = serializers.CharField(max_length=services.MAX_TAG_LENGTH)
-    concurrency_limit = serializers.IntegerField(min_value=0)
+    concurrency_limit = serializers.IntegerField(min_value=0, max_value=services.MAX_LIMIT)
 
 
 class ConcurrencyLimitOut(serializers.Serializer):

@@ -21,6 +21,7 @@ from orchestrator.limits.models import ConcurrencyLimit, ConcurrencySlot
 from orchestrator.schemas import StateType
 
 MAX_TAG_LENGTH = 255
+MAX_LIMIT = 2**31 - 1  # what the column holds
 
 
 def concurrency_limit_create(*, tag: str, limit: int) -> tuple[ConcurrencyLimit, bool]:
@@ -30,8 +31,8 @@ def concurrency_limit_create(*, tag: str, limit: int) -> tuple[ConcurrencyLimit,
     finish, and new ones wait until fewer than the new limit run.
     """
     tag = _valid_tag(tag)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise InvalidInput(f"concurrency limit for tag {tag!r} must be a whole number >= 0, not {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"concurrency limit for tag {tag!r} must be a whole number from 0 to {MAX_LIMIT}, not {limit!r}")
     row, created = ConcurrencyLimit.objects.update_or_create(tag=tag, defaults={"concurrency_limit": limit})
     return row, created
 
