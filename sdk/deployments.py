@@ -149,9 +149,9 @@ def parameter_schema(fn: Any) -> dict[str, Any]:
     """A JSON schema of the function's parameters, from its type hints (for forms and API checks)."""
     from pydantic import TypeAdapter
 
-    from sdk.engine.parameters import _hints
+    from sdk.engine.parameters import type_hints
 
-    hints = _hints(fn)
+    hints = type_hints(fn)
     properties: dict[str, Any] = {}
     required: list[str] = []
     additional = False

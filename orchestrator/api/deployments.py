@@ -39,13 +39,13 @@ class WorkQueueIn(StrictSerializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=255), required=False, default=list)
     deployments = serializers.ListField(child=serializers.CharField(), required=False, default=list,
                                         help_text="flow/deployment names or ids")  # fmt: skip
-    concurrency_limit = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
-    priority = serializers.IntegerField(min_value=1, required=False, default=1)
+    concurrency_limit = serializers.IntegerField(min_value=0, max_value=services.MAX_INT, required=False, allow_null=True, default=None)
+    priority = serializers.IntegerField(min_value=1, max_value=services.MAX_INT, required=False, default=1)
     paused = serializers.BooleanField(required=False, default=False)
 
 
-class ConcurrencyLimitIn(StrictSerializer):
-    concurrency_limit = serializers.IntegerField(min_value=0, allow_null=True)
+class WorkQueueLimitIn(StrictSerializer):
+    concurrency_limit = serializers.IntegerField(min_value=0, max_value=services.MAX_INT, allow_null=True)
 
 
 class DeploymentOut(serializers.ModelSerializer):
@@ -124,11 +124,11 @@ class WorkQueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def resume(self, request: Request, name: str) -> Response:
         return Response(WorkQueueOut(services.work_queue_set_paused(name=name, paused=False)).data)
 
-    @extend_schema(request=ConcurrencyLimitIn, responses=WorkQueueOut)
+    @extend_schema(request=WorkQueueLimitIn, responses=WorkQueueOut)
     @action(detail=True, methods=["post"])
     def set_concurrency_limit(self, request: Request, name: str) -> Response:
         """At most this many of the queue's flow runs running at once; null removes the limit."""
-        data = ConcurrencyLimitIn(data=request.data)
+        data = WorkQueueLimitIn(data=request.data)
         data.is_valid(raise_exception=True)
         queue = services.work_queue_set_concurrency_limit(name=name, limit=data.validated_data["concurrency_limit"])
         return Response(WorkQueueOut(queue).data)

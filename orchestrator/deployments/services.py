@@ -14,6 +14,7 @@ from orchestrator.deployments.models import DEFAULT_QUEUE, Deployment, WorkQueue
 from orchestrator.exceptions import InvalidInput, ObjectNotFound
 from orchestrator.runs.services import flow_get_or_create
 
+MAX_INT = 2**31 - 1  # what the integer columns hold
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 
 
@@ -25,7 +26,7 @@ def work_queue_create(*, name: str, description: str = "", tags: Iterable[str] =
     if WorkQueue.objects.filter(name=name).exists():
         raise InvalidInput(f"work queue {name!r} already exists; see it with `python manage.py work-queue inspect {name}`")
     _check_limit(concurrency_limit)
-    if isinstance(priority, bool) or not isinstance(priority, int) or priority < 1:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= MAX_INT:
         raise InvalidInput(f"priority must be a whole number of 1 or more (1 is served first), not {priority!r}")
     try:
         chosen = [deployment_get(ref=ref) for ref in deployments]
@@ -87,8 +88,8 @@ def _queue_name(name: str) -> str:
 
 
 def _check_limit(limit: int | None) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise InvalidInput(f"a work queue's concurrency limit must be a whole number >= 0, not {limit!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_INT):
+        raise InvalidInput(f"a work queue's concurrency limit must be a whole number from 0 to {MAX_INT}, not {limit!r}")
 
 
 def _tags(tags: Iterable[str]) -> list[str]:

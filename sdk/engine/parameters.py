@@ -83,7 +83,7 @@ def _adapters(fn: Callable[..., Any]) -> list[tuple[str, Any]]:
 
     config = ConfigDict(arbitrary_types_allowed=True)
     adapters = []
-    hints = _hints(fn)
+    hints = type_hints(fn)
     for name, param in inspect.signature(fn).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or name not in hints:
             continue
@@ -103,7 +103,8 @@ def _adapter(type_adapter: Any, hint: Any, config: Any) -> Any:
     return None
 
 
-def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+def type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The function's resolved type hints by parameter name (its raw annotations if they do not resolve)."""
     try:
         import typing
 
