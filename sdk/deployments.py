@@ -61,9 +61,14 @@ class _Source:
 def deploy(
     flow: Flow | str, *, name: str, parameters: dict[str, Any] | None = None, tags: list[str] | tuple[str, ...] = (),
     description: str | None = None, version: str | None = None, work_queue_name: str | None = None,
-    paused: bool = False, storage: str | Path | None = None,
+    paused: bool = False, storage: str | Path | None = None, cron: str | None = None, interval: float | None = None,
+    anchor_date: Any = None, rrule: str | None = None, timezone: str | None = None,
+    schedules: list[dict[str, Any]] | None = None,
 ) -> DeployedFlow:  # fmt: skip
     """Deploy `flow` (a Flow, or an entrypoint "path/file.py:function" / "package.module:function").
+
+    A schedule: `cron` ("0 9 * * *", in `timezone`), `interval` (seconds, from `anchor_date`) or
+    `rrule`; or several as `schedules=[{"cron": ..., "timezone": ...}, ...]`.
 
     Raises ParameterTypeError or ParameterBindError naming a bad default parameter, and
     DeploymentError when the code cannot be found or copied.
@@ -78,8 +83,23 @@ def deploy(
         code_version=code_version, parameters=defaults, parameter_schema=parameter_schema(source.flow.fn),
         tags=list(tags), description=description or source.flow.description or "", version=version or "",
         work_queue_name=work_queue_name, paused=paused, source=source.described,
+        schedules=_schedules(schedules, cron, interval, anchor_date, rrule, timezone),
     )  # fmt: skip
     return DeployedFlow(deployment_id, f"{source.flow.name}/{name}", code_version, code_path, created)
+
+
+def _schedules(schedules: list[dict[str, Any]] | None, cron: str | None, interval: float | None, anchor_date: Any,
+               rrule: str | None, timezone: str | None) -> list[dict[str, Any]]:  # fmt: skip
+    """The schedules to send: `schedules` as given, plus the one the keyword arguments describe."""
+    found = [dict(spec) for spec in schedules or []]
+    if cron or interval or rrule:
+        one: dict[str, Any] = {"cron": cron, "interval_seconds": interval, "rrule": rrule, "timezone": timezone or "UTC"}
+        if anchor_date is not None:
+            one["anchor_date"] = anchor_date.isoformat() if hasattr(anchor_date, "isoformat") else str(anchor_date)
+        found.append({key: value for key, value in one.items() if value is not None})
+    elif timezone or anchor_date is not None:
+        raise DeploymentError("timezone and anchor_date go with a schedule: give cron, interval or rrule too")
+    return found
 
 
 # --- finding the code ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from orchestrator.api.pagination import Cursor
 from orchestrator.api.serializers import StrictSerializer
-from orchestrator.deployments import services
+from orchestrator.deployments import selectors, services
 from orchestrator.deployments.models import Deployment, WorkQueue
 
 
@@ -51,12 +51,17 @@ class WorkQueueLimitIn(StrictSerializer):
 class DeploymentOut(serializers.ModelSerializer):
     flow_name = serializers.CharField(source="flow.name")
     work_queue_name = serializers.CharField(source="work_queue.name")
+    schedules = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
         fields = ["id", "flow", "flow_name", "name", "entrypoint", "source", "code_path", "code_version",
                   "parameters", "parameter_schema", "tags", "description", "version", "work_queue_name",
-                  "is_paused", "created", "updated"]  # fmt: skip
+                  "is_paused", "schedules", "created", "updated"]  # fmt: skip
+
+    def get_schedules(self, deployment: Deployment) -> list[dict]:
+        """Each as given, in words, with its next three times (UTC)."""
+        return [selectors.schedule_summary(row) for row in deployment.schedules.all()]
 
 
 class DeploymentIn(StrictSerializer):
@@ -73,6 +78,8 @@ class DeploymentIn(StrictSerializer):
     version = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     work_queue_name = serializers.CharField(max_length=200, required=False, allow_null=True, default=None)
     paused = serializers.BooleanField(required=False, default=False)
+    schedules = serializers.ListField(child=serializers.DictField(), required=False, default=list, max_length=20,
+                                      help_text='e.g. [{"cron": "0 9 * * *", "timezone": "Europe/Paris"}]')  # fmt: skip
 
 
 class DeployedOut(serializers.Serializer):
@@ -135,7 +142,7 @@ class WorkQueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
 
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    queryset = Deployment.objects.select_related("flow", "work_queue")
+    queryset = Deployment.objects.select_related("flow", "work_queue").prefetch_related("schedules")
     serializer_class = DeploymentOut
     pagination_class = _ByCreation
     filterset_fields = {"name": ["exact"], "flow__name": ["exact"], "work_queue__name": ["exact"], "is_paused": ["exact"]}

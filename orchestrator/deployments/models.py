@@ -63,3 +63,34 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flow.name}/{self.name}"
+
+
+class DeploymentSchedule(models.Model):
+    """When a deployment runs by itself: a cron in a time zone, an interval from an anchor, or an RRule
+    (checked and evaluated in orchestrator/deployments/schedules.py)."""
+
+    KINDS = [("cron", "Cron"), ("interval", "Interval"), ("rrule", "RRule")]
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="schedules")
+    kind = models.CharField(max_length=16, choices=KINDS)
+    cron = models.CharField(max_length=255, blank=True, default="")
+    timezone = models.CharField(max_length=64, default="UTC")
+    interval_seconds = models.FloatField(null=True, blank=True)
+    anchor_date = models.DateTimeField(null=True, blank=True)
+    rrule = models.TextField(blank=True, default="")
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        from orchestrator.deployments.schedules import describe
+
+        return describe(self.as_schedule())
+
+    def as_schedule(self):
+        from orchestrator.deployments.schedules import Schedule
+
+        return Schedule(self.kind, cron=self.cron, timezone=self.timezone, interval_seconds=self.interval_seconds,
+                        anchor_date=self.anchor_date, rrule=self.rrule)  # fmt: skip

@@ -1,11 +1,14 @@
 """Reading work queues and deployments for the CLI, API and admin."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 
-from orchestrator.deployments.models import Deployment, WorkQueue
+from orchestrator.deployments.models import Deployment, DeploymentSchedule, WorkQueue
+from orchestrator.deployments.schedules import describe, due_times
 from orchestrator.deployments.services import deployment_get, work_queue_get
 
 
@@ -41,8 +44,17 @@ def deployment_summary(deployment: Deployment) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def deployment_detail(*, ref: str) -> dict[str, Any]:
+def deployment_detail(*, ref: str, upcoming: int = 3) -> dict[str, Any]:
     deployment = deployment_get(ref=ref)
     return {**deployment_summary(deployment), "description": deployment.description,
             "parameters": deployment.parameters, "parameter_schema": deployment.parameter_schema,
-            "code_path": deployment.code_path, "created": deployment.created}  # fmt: skip
+            "code_path": deployment.code_path, "created": deployment.created,
+            "schedules": [schedule_summary(s, upcoming) for s in deployment.schedules.all()]}  # fmt: skip
+
+
+def schedule_summary(row: DeploymentSchedule, upcoming: int = 3) -> dict[str, Any]:
+    """A schedule as given, in words, and its next `upcoming` times (UTC)."""
+    schedule = row.as_schedule()
+    now = timezone.now()
+    next_times = due_times(schedule, now, now + timedelta(days=3660), limit=upcoming) if upcoming else []
+    return {**schedule.to_dict(), "active": row.active, "description": describe(schedule), "next": next_times}

@@ -10,7 +10,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from orchestrator.deployments.models import DEFAULT_QUEUE, Deployment, WorkQueue
+from orchestrator.deployments.models import DEFAULT_QUEUE, Deployment, DeploymentSchedule, WorkQueue
+from orchestrator.deployments.schedules import schedule_from
 from orchestrator.exceptions import InvalidInput, ObjectNotFound
 from orchestrator.runs.services import flow_get_or_create
 
@@ -105,13 +106,17 @@ def deployment_create(
     *, flow_name: str, name: str, entrypoint: str, code_path: str, code_version: str,
     parameters: dict[str, Any] | None = None, parameter_schema: dict[str, Any] | None = None,
     tags: Iterable[str] = (), description: str = "", version: str = "", work_queue_name: str | None = None,
-    paused: bool = False, source: str = "",
+    paused: bool = False, source: str = "", schedules: Iterable[dict[str, Any]] = (),
 ) -> tuple[Deployment, bool]:  # fmt: skip
-    """Create the deployment `flow_name/name`, or deploy it again (same name: its code, defaults and
-    settings are replaced, its runs kept); returns (deployment, created)."""
+    """Create the deployment `flow_name/name`, or deploy it again (same name: its code, defaults,
+    settings and schedules are replaced, its runs kept); returns (deployment, created).
+
+    `schedules` are dicts such as {"cron": "0 9 * * *", "timezone": "Europe/Paris"}
+    (orchestrator/deployments/schedules.py); a malformed one is refused, saying what is wrong."""
     name = _deployment_name(name)
     parameters = dict(parameters or {})
     _check_parameters(parameters, parameter_schema or {}, f"{flow_name}/{name}")
+    checked = [schedule_from(spec) for spec in schedules]
     queue = _queue_for(work_queue_name)
     flow = flow_get_or_create(name=flow_name)
     fields = dict(
@@ -120,7 +125,14 @@ def deployment_create(
         version=version or "", work_queue=queue, is_paused=paused, source=source or "",
     )  # fmt: skip
     with transaction.atomic():
-        return Deployment.objects.update_or_create(flow=flow, name=name, defaults=fields)
+        deployment, created = Deployment.objects.update_or_create(flow=flow, name=name, defaults=fields)
+        deployment.schedules.all().delete()
+        DeploymentSchedule.objects.bulk_create([
+            DeploymentSchedule(deployment=deployment, kind=s.kind, cron=s.cron, timezone=s.timezone,
+                               interval_seconds=s.interval_seconds, anchor_date=s.anchor_date, rrule=s.rrule)
+            for s in checked
+        ])  # fmt: skip
+    return deployment, created
 
 
 def deployment_get(*, ref: str) -> Deployment:

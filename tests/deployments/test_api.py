@@ -84,3 +84,15 @@ def test_the_admin_lists_queues_and_deployments_and_pauses_queues(live_server):
     assert WorkQueue.objects.get(pk=queue.pk).is_paused
     assert browser.get("/admin/deployments/deployment/").status_code == 200
     assert browser.get("/admin/deployments/deployment/add/").status_code == 403  # made by deploying code
+
+
+def test_schedules_cross_the_api_and_a_malformed_one_is_a_400(api):
+    body = {"flow_name": f"sched-{uuid.uuid4().hex[:6]}", "name": "d", "entrypoint": "f.py:f", "code_path": "/x",
+            "code_version": "0" * 64, "schedules": [{"cron": "0 9 * * *", "timezone": "Europe/Paris"}]}  # fmt: skip
+    created = api.post("deployments/", json=body)
+    bad = api.post("deployments/", json={**body, "schedules": [{"cron": "0 9 * * MON-XYZ"}]})
+
+    assert created.status_code == 201, created.text
+    schedule = created.json()["deployment"]["schedules"][0]
+    assert (schedule["description"], len(schedule["next"])) == ("At 09:00, Europe/Paris", 3)
+    assert bad.status_code == 400 and "cron '0 9 * * MON-XYZ' is not valid" in bad.json()["detail"]

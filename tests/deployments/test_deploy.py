@@ -199,3 +199,21 @@ def test_help_at_every_level():
                  ["work-queue", "set-concurrency-limit", "--help"]):  # fmt: skip
         done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0 and "usage: manage.py" in done.stdout, done.stderr
+
+
+def test_a_deployment_keeps_its_schedule_and_a_malformed_one_is_refused(project, tmp_path):
+    flows, name = project
+    out = deploy_cli(flows, name, "--name", "scheduled", "--cron", "0 9 * * *", "--timezone", "Europe/Paris",
+                     storage=tmp_path / "storage")  # fmt: skip
+    ref = f"{name.replace('_', '-')}/scheduled"
+    detail = json.loads(command("deployment", "inspect", ref, "--json"))
+
+    assert "Schedule: At 09:00, Europe/Paris; next time " in out
+    assert [(s["kind"], s["cron"], s["timezone"]) for s in detail["schedules"]] == [("cron", "0 9 * * *", "Europe/Paris")]
+    assert len(detail["schedules"][0]["next"]) == 3
+    with pytest.raises(CommandError, match="cron '0 9 \\* \\*' has 4 field\\(s\\)"):
+        deploy_cli(flows, name, "--name", "scheduled", "--cron", "0 9 * *", storage=tmp_path / "storage")
+    kept = Deployment.objects.get(flow__name=name.replace("_", "-"), name="scheduled")
+    assert [s.cron for s in kept.schedules.all()] == ["0 9 * * *"]  # the refused deploy changed nothing
+    deploy_cli(flows, name, "--name", "scheduled", "--interval", "3600", storage=tmp_path / "storage")
+    assert [(s.kind, s.interval_seconds) for s in kept.schedules.all()] == [("interval", 3600.0)]

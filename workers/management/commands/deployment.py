@@ -32,16 +32,24 @@ class Command(NounCommand):
         parser.add_argument("--description", default=None)
         parser.add_argument("--version", default=None, dest="flow_version", help="a version label of your own")
         parser.add_argument("--paused", action="store_true", help="deploy it paused")
+        when = parser.add_mutually_exclusive_group()
+        when.add_argument("--cron", help="a schedule: five cron fields, e.g. '0 9 * * *' (in --timezone)")
+        when.add_argument("--interval", type=float, metavar="SECONDS", help="a schedule: every SECONDS from --anchor-date")
+        when.add_argument("--rrule", help="a schedule: an RFC 5545 rule, e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9'")
+        parser.add_argument("--timezone", help="the schedule's time zone, e.g. Europe/Paris (default UTC)")
+        parser.add_argument("--anchor-date", dest="anchor_date", help="ISO 8601 start of an --interval schedule")
         parser.add_argument("--storage", default=None, help="where to copy the code (default: RUNWAY_DEPLOYMENT_STORAGE)")
 
     def handle_create(self, *, entrypoint: str, name: str, params: list[str], tags: list[str], work_queue: str | None,
                       description: str | None, flow_version: str | None, paused: bool, storage: str | None,
-                      **options: Any) -> None:  # fmt: skip
+                      cron: str | None, interval: float | None, rrule: str | None, timezone: str | None,
+                      anchor_date: str | None, **options: Any) -> None:  # fmt: skip
         """Deploy a flow: check its default parameters against its signature, copy its code into
         storage (later edits to the source change nothing until it is deployed again), and
         register it. Deploying the same flow and name again replaces that deployment.
 
-          python manage.py deployment create flows/etl.py:pipeline --name nightly --tag ETL --param msg=Hello
+          python manage.py deployment create flows/etl.py:pipeline --name nightly --tag ETL --param msg=Hello \\
+              --cron "0 9 * * *" --timezone Europe/Paris
         """
         from sdk.deployments import DeploymentError, deploy
         from sdk.exceptions import ParameterBindError, ParameterTypeError
@@ -49,13 +57,17 @@ class Command(NounCommand):
         parameters = _parameters(options.get("params_json"), params)
         try:
             deployed = deploy(entrypoint, name=name, parameters=parameters, tags=tags, description=description,
-                              version=flow_version, work_queue_name=work_queue, paused=paused, storage=storage)  # fmt: skip
+                              version=flow_version, work_queue_name=work_queue, paused=paused, storage=storage,
+                              cron=cron, interval=interval, rrule=rrule, timezone=timezone, anchor_date=anchor_date)  # fmt: skip
         except (DeploymentError, ParameterBindError, ParameterTypeError) as exc:
             raise CommandError(str(exc)) from None
         verb = "Deployed" if deployed.created else "Deployed again"
         queue = work_queue or "default"
         self.stdout.write(f"{verb} {deployed.name!r} (code version {deployed.code_version[:12]}, work queue {queue!r}).")
         self.stdout.write(f"Its code is stored in {deployed.code_path}.")
+        for schedule in selectors.deployment_detail(ref=str(deployed.id), upcoming=1)["schedules"]:
+            first = format_time(schedule["next"][0]) if schedule["next"] else "none"
+            self.stdout.write(f"Schedule: {schedule['description']}; next time {first} (UTC).")
 
     def add_ls_arguments(self, parser: CommandParser) -> None:
         add_json_flag(parser)
@@ -92,6 +104,9 @@ class Command(NounCommand):
         required = detail["parameter_schema"].get("required", [])
         takes = [f"{n}{'' if n in required else '?'}" for n in detail["parameter_schema"].get("properties", {})]
         self.stdout.write(f"{'Flow takes:':<15}{', '.join(takes) or 'no parameters'}  (? has a default)")
+        for schedule in detail["schedules"]:
+            upcoming = ", ".join(format_time(t) for t in schedule["next"]) or "none"
+            self.stdout.write(f"{'Schedule:':<15}{schedule['description']}; next: {upcoming}")
 
     def add_pause_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("deployment", metavar="FLOW/NAME")
