@@ -227,3 +227,5 @@ RUNWAY_SWEEP_SECONDS = env_float("SWEEP_SECONDS", 5.0)
 # A task run that finds a tag's concurrency limit full waits this long before it asks again
 # (a Celery worker does not hold a slot of its pool meanwhile: the message is sent again later).
 RUNWAY_TASK_CONCURRENCY_WAIT_SECONDS = env_float("TASK_CONCURRENCY_WAIT_SECONDS", 2.0)
+# A scheduled flow run not started this long after its scheduled time is Late.
+RUNWAY_LATE_AFTER_SECONDS = env_float("LATE_AFTER_SECONDS", 15.0)

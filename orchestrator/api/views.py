@@ -140,7 +140,7 @@ class FlowRunViewSet(_RunViewSet):
         flow_id = data.pop("flow_id", None) or services.flow_get_or_create(name=data.pop("flow_name")).id
         data.pop("flow_name", None)
         state = data.pop("state", None) or State(type=StateType.PENDING)
-        name = data.pop("name", None) or _friendly_name()
+        name = data.pop("name", None) or services.friendly_run_name()
         policy = data.pop("empirical_policy", None)
         _must_exist(Flow, flow_id, "flow", "create it with POST /api/flows/ or pass flow_name")
         _must_exist(FlowRun, data.get("parent_flow_run_id"), "parent flow run")
@@ -283,12 +283,6 @@ def _must_exist(model: type, ids: UUID | set[UUID] | None, label: str, fix: str 
     found = set(model.objects.filter(pk__in=wanted).values_list("pk", flat=True))
     for missing in wanted - found:
         raise NotFound(f"{label} {missing} does not exist" + (f"; {fix}" if fix else ""))
-
-
-def _friendly_name() -> str:
-    from coolname import generate_slug
-
-    return generate_slug(2)
 
 
 class LogViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -31,6 +31,41 @@ def work_queue_detail(*, name: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def work_queue_deployment_ids(queue: WorkQueue) -> list:
+    """The deployments whose runs the queue takes: those naming it, and those its filters match
+    (tags include all of `filter_tags`; among `filter_deployments`, if it names any)."""
+    named = set(queue.deployments.values_list("pk", flat=True))
+    chosen = set(queue.filter_deployments.values_list("pk", flat=True))
+    if not queue.filter_tags and not chosen:
+        return sorted(named)
+    candidates = Deployment.objects.filter(pk__in=chosen) if chosen else Deployment.objects.all()
+    wanted = set(queue.filter_tags)
+    matched = {pk for pk, tags in candidates.values_list("pk", "tags") if wanted <= set(tags or [])}
+    return sorted(named | matched)
+
+
+def work_queue_preview(*, name: str, limit: int = 20, within: timedelta | None = None) -> list[dict[str, Any]]:
+    """The Scheduled runs the queue will release next, soonest first; `late` marks those due more than
+    RUNWAY_LATE_AFTER_SECONDS ago (or already marked Late)."""
+    from django.conf import settings
+
+    from orchestrator.runs.models import FlowRun
+
+    queue = work_queue_get(name=name)
+    now = timezone.now()
+    runs = FlowRun.objects.filter(deployment_id__in=work_queue_deployment_ids(queue), state_type="SCHEDULED")
+    if within is not None:
+        runs = runs.filter(next_scheduled_start_time__lte=now + within)
+    late_before = now - timedelta(seconds=settings.RUNWAY_LATE_AFTER_SECONDS)
+    rows = runs.select_related("deployment__flow").order_by("next_scheduled_start_time", "id")[:limit]
+    return [
+        {"id": run.id, "name": run.name, "deployment": str(run.deployment), "state_name": run.state_name,
+         "scheduled_time": run.next_scheduled_start_time,
+         "late": run.state_name == "Late" or (run.next_scheduled_start_time or now) < late_before}
+        for run in rows
+    ]  # fmt: skip
+
+
 def deployment_list() -> QuerySet[Deployment]:
     return Deployment.objects.select_related("flow", "work_queue").order_by("flow__name", "name")
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from orchestrator.deployments.models import DEFAULT_QUEUE, Deployment, DeploymentSchedule, WorkQueue
 from orchestrator.deployments.schedules import schedule_from
 from orchestrator.exceptions import InvalidInput, ObjectNotFound
-from orchestrator.runs.services import flow_get_or_create
+from orchestrator.runs.models import FlowRun
+from orchestrator.runs.services import flow_get_or_create, flow_run_create, friendly_run_name
+from orchestrator.schemas import State, StateDetails, StateType
 
 MAX_INT = 2**31 - 1  # what the integer columns hold
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
@@ -154,6 +158,29 @@ def _uuid(text: str) -> uuid.UUID | None:
         return uuid.UUID(str(text))
     except ValueError:
         return None
+
+
+def deployment_run_create(*, ref: str, parameters: dict[str, Any] | None = None, scheduled_time: datetime | None = None,
+                          idempotency_key: str | None = None, name: str | None = None) -> FlowRun:  # fmt: skip
+    """A Scheduled run of the deployment, due at `scheduled_time` (now by default), with its defaults
+    overridden by `parameters`; its work queue releases it to an agent. With an idempotency key, the
+    same key returns the run it made (a schedule's slot is created once)."""
+    deployment = deployment_get(ref=ref)
+    merged = {**deployment.parameters, **(parameters or {})}
+    label = str(deployment)
+    _check_parameters(merged, deployment.parameter_schema, label)
+    missing = [p for p in deployment.parameter_schema.get("required", []) if p not in merged]
+    if missing:
+        raise InvalidInput(f"deployment {label}: missing parameter(s) {', '.join(map(repr, missing))}, which the "
+                           "flow requires and the deployment has no default for")  # fmt: skip
+    when = scheduled_time or timezone.now()
+    state = State(StateType.SCHEDULED, details=StateDetails(scheduled_time=when))
+    run, _ = flow_run_create(
+        flow_id=deployment.flow_id, name=name or friendly_run_name(), state=state, parameters=merged,
+        tags=deployment.tags, idempotency_key=idempotency_key, deployment_id=deployment.id,
+        work_queue_name=deployment.work_queue.name, code_version=deployment.code_version,
+    )  # fmt: skip
+    return run
 
 
 def deployment_set_paused(*, ref: str, paused: bool) -> Deployment:

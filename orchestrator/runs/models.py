@@ -90,6 +90,11 @@ class FlowRun(RunBase):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="subflow_runs"
     )
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # A run of a deployment: which one, the work queue it is released to, and the code it runs.
+    deployment = models.ForeignKey("deployments.Deployment", on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="flow_runs", db_index=False)  # fmt: skip
+    work_queue_name = models.CharField(max_length=200, blank=True, default="", db_default="")
+    code_version = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         indexes = [
@@ -97,6 +102,8 @@ class FlowRun(RunBase):
             models.Index(fields=["state_type", "-expected_start_time"], name="flowrun_state_time"),
             models.Index(fields=["-expected_start_time"], name="flowrun_time"),
             models.Index(fields=["state_name"], name="flowrun_state_name"),
+            models.Index(fields=["work_queue_name", "state_type", "next_scheduled_start_time"], name="flowrun_queue_due"),
+            models.Index(fields=["deployment", "-expected_start_time"], name="flowrun_deployment_time"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -26,6 +26,13 @@ from orchestrator.runs.selectors import state_from_row
 from orchestrator.schemas import TERMINAL_TYPES, OrchestrationResult, SetStateStatus, State, StateType
 
 
+def friendly_run_name() -> str:
+    """A name people can say, for runs made without one: "adjective-animal", as the SDK names its runs."""
+    from coolname import generate_slug
+
+    return generate_slug(2)
+
+
 def flow_get_or_create(*, name: str) -> Flow:
     """The flow named `name`, created on first use."""
     if not name or len(name) > 255:
@@ -44,9 +51,11 @@ def flow_run_create(
     *, flow_id: UUID, name: str, state: State, parameters: dict[str, Any] | None = None,
     tags: Iterable[str] = (), parent_flow_run_id: UUID | None = None,
     empirical_policy: dict[str, Any] | None = None, idempotency_key: str | None = None,
-    hostname: str = "", pid: int | None = None,
+    hostname: str = "", pid: int | None = None, deployment_id: UUID | None = None, work_queue_name: str = "",
+    code_version: str = "",
 ) -> tuple[FlowRun, OrchestrationResult]:
-    """Create a flow run in its first state (through the flow policy).
+    """Create a flow run in its first state (through the flow policy); a deployment's run names it,
+    its work queue and its code version.
 
     With an idempotency key, a second call returns the run the first one made.
     """  # fmt: skip
@@ -57,6 +66,8 @@ def flow_run_create(
         "flow_id": flow_id, "parameters": parameters or {}, "tags": list(tags),
         "parent_flow_run_id": parent_flow_run_id, "idempotency_key": idempotency_key, "hostname": hostname,
     }  # fmt: skip
+    if deployment_id is not None:
+        fields.update(deployment_id=deployment_id, work_queue_name=work_queue_name, code_version=code_version)
     try:
         return _create_run(FlowRun, "flow", name, state, empirical_policy, pid, fields)
     except IntegrityError:  # a concurrent create with the same key won the race

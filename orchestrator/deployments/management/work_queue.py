@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import CommandParser
 
-from orchestrator.cli import NounCommand, add_json_flag
+from orchestrator.cli import NounCommand, add_json_flag, positive_int
 from orchestrator.deployments import selectors, services
 from orchestrator.runs.management.render import format_time
 
@@ -75,6 +76,24 @@ class Command(NounCommand):
             self.stdout.write(f"{label + ':':<13}{'-' if value in (None, '') else value}")
         self.stdout.write(f"{'Updated:':<13}{format_time(detail['updated'])}")
         self.stdout.write(f"Deployments:  {', '.join(detail['deployments']) or 'none'}")
+
+    def add_preview_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--hours", type=float, default=None, help="only runs due within this many hours")
+        parser.add_argument("--limit", type=positive_int, default=20, help="at most this many runs (default 20)")
+        add_json_flag(parser)
+
+    def handle_preview(self, *, name: str, hours: float | None, limit: int, as_json: bool, **_: Any) -> None:
+        """The Scheduled runs this queue will release next, soonest first; LATE marks overdue ones."""
+        within = timedelta(hours=hours) if hours is not None else None
+        rows = selectors.work_queue_preview(name=name, limit=limit, within=within)
+        if as_json:
+            return self.write_json(rows)
+        if not rows:
+            return self.stdout.write(f"Work queue {name!r} has no scheduled runs to release.")
+        self.write_table(("SCHEDULED (UTC)", "RUN", "ID", "DEPLOYMENT", ""),
+                         [(format_time(r["scheduled_time"]), r["name"], r["id"], r["deployment"],
+                           "LATE" if r["late"] else "") for r in rows])  # fmt: skip
 
     def add_pause_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
