@@ -108,13 +108,31 @@ def _cell(value: object) -> str:
 
 def positive_int(text: str) -> int:
     """An argparse `type` for counts such as --limit."""
+    return _whole_number(text, minimum=1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse `type` for limits where 0 means none."""
+    return _whole_number(text, minimum=0)
+
+
+def _whole_number(text: str, *, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number of {minimum} or more, got {text!r}")
     return value
+
+
+def show_value(value: Any) -> str:
+    """A value on an `inspect` line: yes/no, lists comma-joined, '-' for nothing."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        value = ", ".join(map(str, value))
+    return "-" if value in (None, "") else str(value)
 
 
 def parse_state_types(names: Iterable[str]) -> list[StateType]:

@@ -1,13 +1,12 @@
 """`python manage.py work-queue <verb>`: the queues agents serve, their filters, pause switch and limit."""
 from __future__ import annotations
 
-import argparse
 from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import CommandParser
 
-from orchestrator.cli import NounCommand, add_json_flag, positive_int
+from orchestrator.cli import NounCommand, add_json_flag, non_negative_int, positive_int, show_value
 from orchestrator.deployments import selectors, services
 from orchestrator.runs.management.render import format_time
 
@@ -22,9 +21,9 @@ class Command(NounCommand):
                             help="also take runs of deployments with this tag (repeat for several: all must match)")  # fmt: skip
         parser.add_argument("-d", "--deployment", action="append", default=[], dest="deployments", metavar="FLOW/NAME",
                             help="with --tag or alone: only runs of these deployments")  # fmt: skip
-        parser.add_argument("-l", "--limit", type=_limit, default=None, dest="concurrency_limit",
+        parser.add_argument("-l", "--limit", type=non_negative_int, default=None, dest="concurrency_limit",
                             help="at most this many of its flow runs running at once")  # fmt: skip
-        parser.add_argument("-p", "--priority", type=_priority, default=1, help="1 is served first (default 1)")
+        parser.add_argument("-p", "--priority", type=positive_int, default=1, help="1 is served first (default 1)")
         parser.add_argument("--description", default="")
         parser.add_argument("--paused", action="store_true", help="create it paused")
 
@@ -68,12 +67,7 @@ class Command(NounCommand):
         for label, key in (("Name", "name"), ("Priority", "priority"), ("Paused", "is_paused"),
                            ("Limit", "concurrency_limit"), ("Tags", "filter_tags"),
                            ("Only", "filter_deployments"), ("Description", "description")):  # fmt: skip
-            value = detail[key]
-            if isinstance(value, bool):
-                value = "yes" if value else "no"
-            if isinstance(value, list):
-                value = ", ".join(value)
-            self.stdout.write(f"{label + ':':<13}{'-' if value in (None, '') else value}")
+            self.stdout.write(f"{label + ':':<13}{show_value(detail[key])}")
         self.stdout.write(f"{'Updated:':<13}{format_time(detail['updated'])}")
         self.stdout.write(f"Deployments:  {', '.join(detail['deployments']) or 'none'}")
 
@@ -129,17 +123,6 @@ class Command(NounCommand):
         self.stdout.write(f"Deleted work queue {name!r}.")
 
 
-def _limit(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
-    return int(text)
-
 
 def _limit_or_none(text: str) -> int | None:
-    return None if text.strip().lower() == "none" else _limit(text)
-
-
-def _priority(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
-    return int(text)
+    return None if text.strip().lower() == "none" else non_negative_int(text)

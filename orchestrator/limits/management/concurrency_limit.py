@@ -1,12 +1,11 @@
 """`python manage.py concurrency-limit <verb>`: how many task runs with a tag may run at once."""
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from django.core.management.base import CommandParser
 
-from orchestrator.cli import NounCommand, add_json_flag
+from orchestrator.cli import NounCommand, add_json_flag, non_negative_int
 from orchestrator.limits import selectors, services
 from orchestrator.runs.management.render import format_time
 
@@ -17,7 +16,7 @@ class Command(NounCommand):
 
     def add_create_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("tag", help="the tag, as given to @task(tags=[...]) or `with tags(...)`")
-        parser.add_argument("limit", type=_whole_number, help="how many may run at once (0 runs none)")
+        parser.add_argument("limit", type=non_negative_int, help="how many may run at once (0 runs none)")
 
     def handle_create(self, *, tag: str, limit: int, **_: Any) -> None:
         """Create the limit for a tag, or change it if the tag has one.
@@ -70,12 +69,3 @@ class Command(NounCommand):
         services.concurrency_limit_delete(tag=tag)
         self.stdout.write(f"Deleted the concurrency limit for tag {tag!r}.")
 
-
-def _whole_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
-    return value

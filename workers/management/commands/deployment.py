@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from orchestrator.cli import NounCommand, add_json_flag
+from orchestrator.cli import NounCommand, add_json_flag, show_value
 from orchestrator.deployments import selectors, services
 from orchestrator.runs.management.render import format_time
 
@@ -99,7 +99,7 @@ class Command(NounCommand):
                            ("Code", "code_path"), ("Code version", "code_version"), ("Work queue", "work_queue"),
                            ("Tags", "tags"), ("Paused", "is_paused"), ("Version", "version"),
                            ("Description", "description")):  # fmt: skip
-            self.stdout.write(f"{label + ':':<15}{_shown(detail[key])}")
+            self.stdout.write(f"{label + ':':<15}{show_value(detail[key])}")
         self.stdout.write(f"{'Parameters:':<15}{json.dumps(detail['parameters'])}")
         required = detail["parameter_schema"].get("required", [])
         takes = [f"{n}{'' if n in required else '?'}" for n in detail["parameter_schema"].get("properties", {})]
@@ -131,14 +131,6 @@ class Command(NounCommand):
         """Delete a deployment; its past runs stay."""
         services.deployment_delete(ref=deployment)
         self.stdout.write(f"Deleted deployment {deployment!r}.")
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        value = ", ".join(value)
-    return "-" if value in (None, "") else str(value)
 
 
 def _parameters(as_json: str | None, pairs: list[str]) -> dict[str, Any]:
