@@ -116,6 +116,17 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, minimum=0)
 
 
+def non_negative_float(text: str) -> float:
+    """An argparse `type` for durations in seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds of 0 or more, got {text!r}")
+    return value
+
+
 def _whole_number(text: str, *, minimum: int) -> int:
     try:
         value = int(text)

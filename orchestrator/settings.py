@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "orchestrator.runs",
     "orchestrator.accounts",
     "orchestrator.limits",
@@ -229,3 +230,17 @@ RUNWAY_SWEEP_SECONDS = env_float("SWEEP_SECONDS", 5.0)
 RUNWAY_TASK_CONCURRENCY_WAIT_SECONDS = env_float("TASK_CONCURRENCY_WAIT_SECONDS", 2.0)
 # A scheduled flow run not started this long after its scheduled time is Late.
 RUNWAY_LATE_AFTER_SECONDS = env_float("LATE_AFTER_SECONDS", 15.0)
+
+# --- Deployments: releasing due runs to agents, and schedules (docs/deployments.md) ------------
+# Every worker looks for due runs of the queues it serves this often, and releases them.
+RUNWAY_RELEASE_SECONDS = env_float("RELEASE_SECONDS", 1.0)
+# A released run no agent has claimed after this long is sent again (the message is a wake-up;
+# the database row is the truth, and a run is claimed once however many messages arrive).
+RUNWAY_RELEASE_RESEND_SECONDS = env_float("RELEASE_RESEND_SECONDS", 300.0)
+# Beat creates each schedule's runs this far ahead (at most RUNWAY_SCHEDULE_MAX_RUNS, and at
+# least RUNWAY_SCHEDULE_MIN_RUNS however far off they are), every RUNWAY_SCHEDULE_SECONDS.
+RUNWAY_SCHEDULE_HORIZON_SECONDS = env_float("SCHEDULE_HORIZON_SECONDS", 86400.0)
+RUNWAY_SCHEDULE_MAX_RUNS = int(env_float("SCHEDULE_MAX_RUNS", 100))
+RUNWAY_SCHEDULE_MIN_RUNS = int(env_float("SCHEDULE_MIN_RUNS", 3))
+RUNWAY_SCHEDULE_SECONDS = env_float("SCHEDULE_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -17,6 +17,8 @@ import os
 import shutil
 import sys
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,12 +65,15 @@ def deploy(
     description: str | None = None, version: str | None = None, work_queue_name: str | None = None,
     paused: bool = False, storage: str | Path | None = None, cron: str | None = None, interval: float | None = None,
     anchor_date: Any = None, rrule: str | None = None, timezone: str | None = None,
-    schedules: list[dict[str, Any]] | None = None,
+    schedules: list[dict[str, Any]] | None = None, retries: int | None = None, retry_delay_seconds: float | None = None,
 ) -> DeployedFlow:  # fmt: skip
     """Deploy `flow` (a Flow, or an entrypoint "path/file.py:function" / "package.module:function").
 
     A schedule: `cron` ("0 9 * * *", in `timezone`), `interval` (seconds, from `anchor_date`) or
     `rrule`; or several as `schedules=[{"cron": ..., "timezone": ...}, ...]`.
+
+    A run whose agent dies, or that fails, is run again while retries remain: the flow's own
+    `retries` and `retry_delay_seconds` unless given here.
 
     Raises ParameterTypeError or ParameterBindError naming a bad default parameter, and
     DeploymentError when the code cannot be found or copied.
@@ -84,6 +89,8 @@ def deploy(
         tags=list(tags), description=description or source.flow.description or "", version=version or "",
         work_queue_name=work_queue_name, paused=paused, source=source.described,
         schedules=_schedules(schedules, cron, interval, anchor_date, rrule, timezone),
+        empirical_policy={"retries": source.flow.retries if retries is None else retries,
+                          "retry_delay": source.flow.retry_delay_seconds if retry_delay_seconds is None else retry_delay_seconds},
     )  # fmt: skip
     return DeployedFlow(deployment_id, f"{source.flow.name}/{name}", code_version, code_path, created)
 
@@ -247,3 +254,46 @@ def _store(source: Path, storage: Path, *, under: str = "") -> tuple[str, Path]:
         except OSError:  # stored meanwhile by another deploy of the same code
             shutil.rmtree(staging, ignore_errors=True)
     return version, target
+
+
+# --- running a deployment -------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeploymentFlowRun:
+    """A run of a deployment as `run_deployment` last saw it."""
+
+    id: UUID
+    name: str
+    state: Any  # sdk.states.State; its result() is the flow's return value once Completed
+    deployment: str
+
+
+def run_deployment(
+    name: str, *, parameters: dict[str, Any] | None = None, scheduled_time: Any = None,
+    timeout: float | None = None, poll_interval: float = 1.0, idempotency_key: str | None = None,
+) -> DeploymentFlowRun:  # fmt: skip
+    """Run the deployment `name` ("flow/deployment" or its id) on an agent of its work queue and
+    wait for the run to end (for at most `timeout` seconds; 0: do not wait).
+
+    Called from inside a flow run, the new run is that run's subflow run, and a retry of the
+    caller finds the run its first attempt started instead of starting another.
+    """
+    from sdk.client import get_client
+    from sdk.context import FlowRunContext
+    from sdk.states import State
+
+    client = get_client()
+    parent = FlowRunContext.get()
+    if idempotency_key is None:
+        idempotency_key = (f"run_deployment:{parent.flow_run.id}:{name}:{parent.next_dynamic_key('run_deployment:' + name)}"
+                           if parent else uuid.uuid4().hex)  # fmt: skip
+    run_id = client.create_deployment_run(name, parameters=parameters, scheduled_time=scheduled_time,
+                                          parent_flow_run_id=parent.flow_run.id if parent else None,
+                                          idempotency_key=idempotency_key)  # fmt: skip
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        found = client.read_flow_run(run_id)
+        state = State.from_schema(found["state"])
+        if state.is_final() or (deadline is not None and time.monotonic() >= deadline):
+            return DeploymentFlowRun(run_id, found["name"], state, name)
+        wait = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
+        time.sleep(wait)

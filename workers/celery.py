@@ -22,3 +22,7 @@ app.autodiscover_tasks(["workers"], related_name="tasks")
 from workers.sweep import LostRunSweep  # noqa: E402  (a worker bootstep; reads settings only when started)
 
 app.steps["worker"].add(LostRunSweep)  # every worker sweeps for runs whose worker vanished
+
+from workers.agent import ReleaseDueRuns  # noqa: E402  (registers runway.run_flow_run)
+
+app.steps["worker"].add(ReleaseDueRuns)  # every worker releases the due runs of the work queues it serves

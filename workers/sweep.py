@@ -1,4 +1,4 @@
-"""Every worker looks for task runs whose worker vanished, on a timer in its main process.
+"""Every worker looks for runs whose worker vanished, and for Late runs, on a timer in its main process.
 
 Any live worker finishes the runs of a dead one: marks them Crashed and, when
 they may be retried, sends their message again. Sweeps by several workers at
@@ -16,8 +16,10 @@ logger = logging.getLogger("runway.worker")
 
 
 def sweep_lost_runs() -> None:
+    """Task runs and flow runs whose worker vanished; deployments' runs that are Late."""
     from django.db import close_old_connections
 
+    from orchestrator.deployments.agents import flow_runs_sweep_lost, mark_late_runs
     from orchestrator.runs.claims import task_runs_sweep_lost
     from workers.tasks import resend
 
@@ -26,6 +28,12 @@ def sweep_lost_runs() -> None:
         if dispatches:
             logger.warning("retrying %d task run(s) whose worker vanished", len(dispatches))
         resend(dispatches)
+        lost = flow_runs_sweep_lost(timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)
+        if lost:
+            logger.warning("%d flow run(s) lost their agent: crashed, and retried if their deployment allows", lost)
+        late = mark_late_runs(late_after=settings.RUNWAY_LATE_AFTER_SECONDS)
+        if late:
+            logger.warning("%d scheduled flow run(s) are Late: no agent started them in time", late)
     except Exception:
         logger.exception("the sweep for lost task runs failed; it runs again in %s s", settings.RUNWAY_SWEEP_SECONDS)
     finally:

@@ -26,6 +26,17 @@ def ping() -> str:
     return "pong"
 
 
+@app.task(name="runway.schedule_deployment_runs")
+def schedule_deployment_runs(schedule_id: int) -> int:
+    """Beat's job for one deployment schedule: create its upcoming runs (idempotent per slot)."""
+    from orchestrator.deployments.scheduling import schedule_runs_create
+
+    made = schedule_runs_create(schedule_id=schedule_id)
+    if made:
+        logger.info("schedule %s: created %d upcoming flow run(s)", schedule_id, made)
+    return made
+
+
 def _run_task_run(self, body: dict) -> None:
     """Orchestrate one task run a flow sent here (sdk/engine/remote.py describes `body`).
 

@@ -6,19 +6,22 @@
   GET, POST /api/deployments/                 list; create or deploy again (a code snapshot the SDK stored)
   GET, DELETE /api/deployments/{id}/          one deployment; delete it (its runs stay)
   POST /api/deployments/{id}/pause/, resume/
+  POST /api/deployments/{id}/runs/            run it {"parameters", "scheduled_time", "idempotency_key", ...}
 """
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orchestrator.api.pagination import Cursor
-from orchestrator.api.serializers import StrictSerializer
+from orchestrator.api.serializers import FlowRunOut, StrictSerializer
 from orchestrator.deployments import selectors, services
 from orchestrator.deployments.models import Deployment, WorkQueue
+from orchestrator.runs.models import FlowRun
 
 
 class WorkQueueOut(serializers.ModelSerializer):
@@ -57,7 +60,7 @@ class DeploymentOut(serializers.ModelSerializer):
         model = Deployment
         fields = ["id", "flow", "flow_name", "name", "entrypoint", "source", "code_path", "code_version",
                   "parameters", "parameter_schema", "tags", "description", "version", "work_queue_name",
-                  "is_paused", "schedules", "created", "updated"]  # fmt: skip
+                  "is_paused", "empirical_policy", "schedules", "created", "updated"]  # fmt: skip
 
     def get_schedules(self, deployment: Deployment) -> list[dict]:
         """Each as given, in words, with its next three times (UTC)."""
@@ -80,6 +83,16 @@ class DeploymentIn(StrictSerializer):
     paused = serializers.BooleanField(required=False, default=False)
     schedules = serializers.ListField(child=serializers.DictField(), required=False, default=list, max_length=20,
                                       help_text='e.g. [{"cron": "0 9 * * *", "timezone": "Europe/Paris"}]')  # fmt: skip
+    empirical_policy = serializers.DictField(required=False, default=dict,
+                                             help_text='its runs\' retries: {"retries": 2, "retry_delay": 60}')  # fmt: skip
+
+
+class DeploymentRunIn(StrictSerializer):
+    parameters = serializers.DictField(required=False, default=dict, help_text="Over the deployment's defaults.")
+    scheduled_time = serializers.DateTimeField(required=False, allow_null=True, default=None, help_text="Default: now.")
+    idempotency_key = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+    parent_flow_run_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    name = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
 
 
 class DeployedOut(serializers.Serializer):
@@ -166,6 +179,20 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Delete the deployment; its runs stay."""
         services.deployment_delete(ref=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=DeploymentRunIn, responses={201: FlowRunOut})
+    @action(detail=True, methods=["post"])
+    def runs(self, request: Request, pk: str) -> Response:
+        """Run the deployment: a Scheduled run (now, or at `scheduled_time`) that its work queue
+        releases to an agent; parameters not given take the deployment's defaults (400 names a
+        parameter the flow does not take, or a required one missing)."""
+        data = DeploymentRunIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        if fields["parent_flow_run_id"] and not FlowRun.objects.filter(pk=fields["parent_flow_run_id"]).exists():
+            raise ValidationError({"parent_flow_run_id": [f"flow run {fields['parent_flow_run_id']} does not exist"]})
+        run = services.deployment_run_create(ref=pk, **fields)
+        return Response(FlowRunOut(FlowRun.objects.select_related("flow").get(pk=run.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=DeploymentOut)
     @action(detail=True, methods=["post"])

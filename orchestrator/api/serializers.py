@@ -136,7 +136,8 @@ class FlowRunOut(serializers.ModelSerializer):
 
     class Meta:
         model = FlowRun
-        fields = [*_RUN_FIELDS, "flow_id", "flow_name", "parameters", "parent_flow_run_id", "idempotency_key"]
+        fields = [*_RUN_FIELDS, "flow_id", "flow_name", "parameters", "parent_flow_run_id", "idempotency_key",
+                  "deployment_id", "work_queue_name", "code_version", "worker"]  # fmt: skip
 
 
 class TaskRunOut(serializers.ModelSerializer):
@@ -232,6 +233,21 @@ class ClaimIn(StrictSerializer):
 class ClaimOut(serializers.Serializer):
     status = serializers.ChoiceField(choices=["claimed", "held", "finished"])
     reason = serializers.CharField(allow_blank=True)
+
+
+class FlowRunClaimIn(StrictSerializer):
+    worker = serializers.CharField(max_length=255)
+    hostname = serializers.CharField(max_length=255, allow_blank=True)
+    pid = serializers.IntegerField(min_value=0, max_value=2**31 - 1, allow_null=True)
+
+
+class FlowRunClaimOut(ClaimOut):
+    run = serializers.DictField(help_text="When claimed: the deployment's entrypoint, code_path and code_version.")
+
+
+class ProcessExitedIn(StrictSerializer):
+    worker = serializers.CharField(max_length=255)
+    why = serializers.CharField(max_length=2000)
 
 
 class ReleaseIn(StrictSerializer):

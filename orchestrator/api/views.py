@@ -28,6 +28,7 @@ from rest_framework.response import Response
 from orchestrator.api import filters as api_filters
 from orchestrator.api.pagination import StateCursor
 from orchestrator.api import serializers as api
+from orchestrator.deployments import agents
 from orchestrator.runs import claims, selectors, services
 from orchestrator.runs.models import Flow, FlowRun, FlowRunState, Log, TaskRun, TaskRunState
 from orchestrator.schemas import OrchestrationResult, SetStateStatus, State, StateType
@@ -147,6 +148,33 @@ class FlowRunViewSet(_RunViewSet):
         run, result = services.flow_run_create(flow_id=flow_id, name=name, state=state,
                                                empirical_policy=policy, **data)  # fmt: skip
         return _created_response(FlowRun.objects.select_related("flow").get(pk=run.pk), api.FlowRunOut, result)
+
+
+    @extend_schema(request=api.FlowRunClaimIn, responses=api.FlowRunClaimOut)
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def claim(self, request: Request, pk: str) -> Response:
+        """An agent claims a deployment's released run before running it: claimed (with what to
+        run), held (another live agent has it: drop the message) or finished."""
+        data = _validated(api.FlowRunClaimIn, request.data).validated_data
+        found = agents.flow_run_claim(flow_run_id=_run_id(pk, "flow run"), timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT,
+                                      **data)  # fmt: skip
+        return Response({"status": found.status, "reason": found.reason, "run": found.run})
+
+    @extend_schema(request=api.HeartbeatIn, responses=inline_serializer("FlowRunsHeld", {"held": serializers.IntegerField()}))
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def heartbeat(self, request: Request) -> Response:
+        """An agent is alive and still runs these flow runs."""
+        data = _validated(api.HeartbeatIn, request.data).validated_data
+        return Response({"held": agents.flow_run_heartbeat(flow_run_ids=data["ids"], worker=data["worker"])})
+
+    @extend_schema(request=api.ProcessExitedIn,
+                   responses=inline_serializer("ProcessExited", {"state_name": serializers.CharField()}))  # fmt: skip
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def process_exited(self, request: Request, pk: str) -> Response:
+        """The agent's process for the run ended; a run it left unfinished is Crashed (and retried if it may be)."""
+        data = _validated(api.ProcessExitedIn, request.data).validated_data
+        name = agents.flow_run_process_exited(flow_run_id=_run_id(pk, "flow run"), **data)
+        return Response({"state_name": name})
 
 
 class TaskRunViewSet(_RunViewSet):

@@ -54,6 +54,9 @@ class Deployment(models.Model):
     version = models.CharField(max_length=255, blank=True, default="")
     work_queue = models.ForeignKey(WorkQueue, on_delete=models.PROTECT, related_name="deployments")
     is_paused = models.BooleanField(default=False)
+    # retries and retry_delay of its runs (the flow's own, as deployed): a run whose agent
+    # died, or that failed, starts again while retries remain.
+    empirical_policy = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

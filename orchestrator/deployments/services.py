@@ -12,6 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from orchestrator.deployments import scheduling
 from orchestrator.deployments.models import DEFAULT_QUEUE, Deployment, DeploymentSchedule, WorkQueue
 from orchestrator.deployments.schedules import schedule_from
 from orchestrator.exceptions import InvalidInput, ObjectNotFound
@@ -111,22 +112,30 @@ def deployment_create(
     parameters: dict[str, Any] | None = None, parameter_schema: dict[str, Any] | None = None,
     tags: Iterable[str] = (), description: str = "", version: str = "", work_queue_name: str | None = None,
     paused: bool = False, source: str = "", schedules: Iterable[dict[str, Any]] = (),
+    empirical_policy: dict[str, Any] | None = None,
 ) -> tuple[Deployment, bool]:  # fmt: skip
     """Create the deployment `flow_name/name`, or deploy it again (same name: its code, defaults,
     settings and schedules are replaced, its runs kept); returns (deployment, created).
 
     `schedules` are dicts such as {"cron": "0 9 * * *", "timezone": "Europe/Paris"}
-    (orchestrator/deployments/schedules.py); a malformed one is refused, saying what is wrong."""
+    (orchestrator/deployments/schedules.py); a malformed one is refused, saying what is wrong.
+    `empirical_policy` ({"retries", "retry_delay"}) applies to its runs. Deploying again replaces
+    the schedules' upcoming runs with those of the new schedules."""
     name = _deployment_name(name)
     parameters = dict(parameters or {})
     _check_parameters(parameters, parameter_schema or {}, f"{flow_name}/{name}")
     checked = [schedule_from(spec) for spec in schedules]
+    missing = [p for p in (parameter_schema or {}).get("required", []) if p not in parameters]
+    if checked and missing:
+        raise InvalidInput(f"deployment {flow_name}/{name}: its schedule would start runs without the required "
+                           f"parameter(s) {', '.join(map(repr, missing))}; give them defaults (--param KEY=VALUE)")  # fmt: skip
     queue = _queue_for(work_queue_name)
     flow = flow_get_or_create(name=flow_name)
     fields = dict(
         entrypoint=entrypoint, code_path=code_path, code_version=code_version, parameters=parameters,
         parameter_schema=parameter_schema or {}, tags=_tags(tags), description=description or "",
         version=version or "", work_queue=queue, is_paused=paused, source=source or "",
+        empirical_policy=_policy(empirical_policy),
     )  # fmt: skip
     with transaction.atomic():
         deployment, created = Deployment.objects.update_or_create(flow=flow, name=name, defaults=fields)
@@ -136,6 +145,9 @@ def deployment_create(
                                interval_seconds=s.interval_seconds, anchor_date=s.anchor_date, rrule=s.rrule)
             for s in checked
         ])  # fmt: skip
+        scheduling.future_runs_delete(deployment)
+        scheduling.periodic_tasks_sync(deployment)
+    scheduling.deployment_runs_create(deployment)
     return deployment, created
 
 
@@ -161,10 +173,12 @@ def _uuid(text: str) -> uuid.UUID | None:
 
 
 def deployment_run_create(*, ref: str, parameters: dict[str, Any] | None = None, scheduled_time: datetime | None = None,
-                          idempotency_key: str | None = None, name: str | None = None) -> FlowRun:  # fmt: skip
+                          idempotency_key: str | None = None, name: str | None = None,
+                          parent_flow_run_id: uuid.UUID | None = None) -> FlowRun:  # fmt: skip
     """A Scheduled run of the deployment, due at `scheduled_time` (now by default), with its defaults
     overridden by `parameters`; its work queue releases it to an agent. With an idempotency key, the
-    same key returns the run it made (a schedule's slot is created once)."""
+    same key returns the run it made (a schedule's slot is created once). A run started from
+    inside a flow run (`run_deployment`) names it as its parent: it shows as a subflow run."""
     deployment = deployment_get(ref=ref)
     merged = {**deployment.parameters, **(parameters or {})}
     label = str(deployment)
@@ -179,21 +193,33 @@ def deployment_run_create(*, ref: str, parameters: dict[str, Any] | None = None,
         flow_id=deployment.flow_id, name=name or friendly_run_name(), state=state, parameters=merged,
         tags=deployment.tags, idempotency_key=idempotency_key, deployment_id=deployment.id,
         work_queue_name=deployment.work_queue.name, code_version=deployment.code_version,
+        empirical_policy=deployment.empirical_policy, parent_flow_run_id=parent_flow_run_id,
     )  # fmt: skip
     return run
 
 
 def deployment_set_paused(*, ref: str, paused: bool) -> Deployment:
-    """A paused deployment gets no new scheduled runs."""
-    deployment = deployment_get(ref=ref)
-    deployment.is_paused = paused
-    deployment.save(update_fields=["is_paused", "updated"])
+    """A paused deployment gets no new scheduled runs, and those its schedules made and that have not
+    started are removed; resumed, its schedules' upcoming runs are made again at once."""
+    with transaction.atomic():
+        deployment = deployment_get(ref=ref)
+        Deployment.objects.select_for_update().filter(pk=deployment.pk).update(is_paused=paused, updated=timezone.now())
+        deployment.is_paused = paused
+        if paused:
+            scheduling.future_runs_delete(deployment)
+        scheduling.periodic_tasks_sync(deployment)
+    if not paused:
+        scheduling.deployment_runs_create(deployment)
     return deployment
 
 
 def deployment_delete(*, ref: str) -> None:
-    """Delete the deployment; its past runs stay, no longer linked to it."""
-    deployment_get(ref=ref).delete()
+    """Delete the deployment and its upcoming scheduled runs; its past runs stay, no longer linked to it."""
+    deployment = deployment_get(ref=ref)
+    with transaction.atomic():
+        scheduling.future_runs_delete(deployment)
+        scheduling.periodic_tasks_delete(deployment.pk)
+        deployment.delete()
 
 
 def _queue_for(name: str | None) -> WorkQueue:
@@ -202,6 +228,20 @@ def _queue_for(name: str | None) -> WorkQueue:
         queue, _ = WorkQueue.objects.get_or_create(name=DEFAULT_QUEUE)
         return queue
     return work_queue_get(name=name)
+
+
+def _policy(policy: dict[str, Any] | None) -> dict[str, Any]:
+    """A deployment's retry policy: {"retries": n, "retry_delay": seconds}, checked."""
+    policy = dict(policy or {})
+    unknown = set(policy) - {"retries", "retry_delay"}
+    if unknown:
+        raise InvalidInput(f"empirical_policy: unknown key(s) {', '.join(sorted(unknown))}; use retries and retry_delay")
+    retries, delay = policy.get("retries", 0), policy.get("retry_delay", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_INT:
+        raise InvalidInput(f"retries must be a whole number of 0 or more, not {retries!r}")
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 10**7:
+        raise InvalidInput(f"retry_delay must be a number of seconds of 0 or more, not {delay!r}")
+    return {"retries": retries, "retry_delay": delay}
 
 
 def _deployment_name(name: str) -> str:

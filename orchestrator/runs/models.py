@@ -66,6 +66,11 @@ class RunBase(models.Model):
 
     hostname = models.CharField(max_length=255, blank=True, default="")
     pid = models.PositiveIntegerField(null=True)
+    # Set when a Celery worker claims the run (orchestrator/runs/claims.py): who holds it and its
+    # last sign of life. A deployment's run released to its queue and not yet claimed has
+    # `heartbeat` set to when it was (last) sent, and no worker.
+    worker = models.CharField(max_length=255, blank=True, default="", db_default="")
+    heartbeat = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -131,10 +136,7 @@ class TaskRun(RunBase):
     # Upstream runs that fed each parameter: {"x": [{"input_type": "task_run", "id": ...}]}.
     task_inputs = models.JSONField(default=dict, blank=True)
     flow_run_run_count = models.PositiveIntegerField(default=0)
-    # Set when a Celery worker claims the run (orchestrator/runs/claims.py): who holds it, its
-    # last sign of life, and the message that started it, sent again if the run must be retried.
-    worker = models.CharField(max_length=255, blank=True, default="", db_default="")
-    heartbeat = models.DateTimeField(null=True, blank=True)
+    # The message that started it (set with the claim), sent again if the run must be retried.
     dispatch = models.JSONField(null=True, blank=True)
 
     class Meta:

@@ -148,10 +148,8 @@ def runs_in_progress_on_host(*, hostname: str) -> list[tuple[str, UUID, int | No
     active = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
     found: list[tuple[str, UUID, int | None]] = []
     for kind, model in (("flow", FlowRun), ("task", TaskRun)):
-        rows = model.objects.filter(state_type__in=active, hostname=hostname)
-        if model is TaskRun:  # runs a Celery worker claimed are watched by heartbeats (orchestrator/runs/claims.py)
-            rows = rows.filter(worker="")
-        rows = rows.values_list("id", "pid")
+        # runs a Celery worker (or agent) claimed are watched by heartbeats (orchestrator/runs/claims.py)
+        rows = model.objects.filter(state_type__in=active, hostname=hostname, worker="").values_list("id", "pid")
         found += [(kind, run_id, pid) for run_id, pid in rows]
     return found
 

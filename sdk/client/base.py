@@ -78,6 +78,28 @@ class OrchestrationClient(abc.ABC):
         """Crash (and retry if they may) the runs whose worker went quiet; returns the dispatches to send again."""
 
     @abc.abstractmethod
+    def read_flow_run(self, flow_run_id: UUID) -> dict[str, Any]:
+        """A flow run's name, parameters, tags, parent_flow_run_id, deployment_id and current `state`."""
+
+    @abc.abstractmethod
+    def create_deployment_run(self, deployment: str, *, parameters: dict[str, Any] | None = None,
+                              parent_flow_run_id: UUID | None = None, idempotency_key: str | None = None,
+                              scheduled_time: datetime | None = None) -> UUID:  # fmt: skip
+        """A Scheduled run of `deployment` ("flow/deployment" or id) with these parameters over its defaults."""
+
+    @abc.abstractmethod
+    def claim_flow_run(self, flow_run_id: UUID, *, worker: str, hostname: str, pid: int | None) -> tuple[str, str, dict[str, Any]]:
+        """An agent claims a released deployment run: (status, why, what to run when claimed)."""
+
+    @abc.abstractmethod
+    def heartbeat_flow_runs(self, flow_run_ids: list[UUID], worker: str) -> int:
+        """The agent `worker` still runs these flow runs; returns how many it still holds."""
+
+    @abc.abstractmethod
+    def flow_run_process_exited(self, flow_run_id: UUID, *, worker: str, why: str) -> str:
+        """The agent's process for the run ended: an unfinished run is Crashed (retried if it may be)."""
+
+    @abc.abstractmethod
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
         """Store a batch of log lines."""
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -123,6 +124,41 @@ class HttpClient(OrchestrationClient):
 
     def sweep_lost_task_runs(self, task_run_ids: list[UUID] | None = None) -> list[dict[str, Any]]:
         return self._request("POST", "task_runs/sweep_lost/", {"ids": task_run_ids})["resend"]
+
+    def read_flow_run(self, flow_run_id: UUID) -> dict[str, Any]:
+        run = self._request("GET", f"flow_runs/{flow_run_id}/")
+        return {**run, "state": State.from_dict(run["state"]) if run.get("state") else None}
+
+    def create_deployment_run(self, deployment: str, *, parameters: dict[str, Any] | None = None,
+                              parent_flow_run_id: UUID | None = None, idempotency_key: str | None = None,
+                              scheduled_time: datetime | None = None) -> UUID:  # fmt: skip
+        body = {"parameters": parameters or {}, "parent_flow_run_id": parent_flow_run_id,
+                "idempotency_key": idempotency_key, "scheduled_time": scheduled_time}  # fmt: skip
+        answer = self._request("POST", f"deployments/{self._deployment_id(deployment)}/runs/", body)
+        return UUID(answer["id"])
+
+    def _deployment_id(self, ref: str) -> str:
+        """The id of a deployment named "flow/deployment" (or given by id)."""
+        flow_name, sep, name = ref.rpartition("/")
+        if not sep:
+            return quote(ref, safe="")
+        found = self._request("GET", "deployments/", params={"flow__name": flow_name, "name": name})["results"]
+        if not found:
+            raise ObjectNotFound(f"deployment {ref!r} does not exist; name it as flow/deployment "
+                                 "(list them with `python manage.py deployment ls`)")  # fmt: skip
+        return found[0]["id"]
+
+    def claim_flow_run(self, flow_run_id: UUID, *, worker: str, hostname: str, pid: int | None) -> tuple[str, str, dict[str, Any]]:
+        body = {"worker": worker, "hostname": hostname, "pid": pid}
+        answer = self._request("POST", f"flow_runs/{flow_run_id}/claim/", body)
+        return answer["status"], answer["reason"], answer["run"]
+
+    def heartbeat_flow_runs(self, flow_run_ids: list[UUID], worker: str) -> int:
+        return self._request("POST", "flow_runs/heartbeat/", {"worker": worker, "ids": flow_run_ids})["held"]
+
+    def flow_run_process_exited(self, flow_run_id: UUID, *, worker: str, why: str) -> str:
+        body = {"worker": worker, "why": why}
+        return self._request("POST", f"flow_runs/{flow_run_id}/process_exited/", body)["state_name"]
 
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
         for start in range(0, len(logs), LOG_BATCH):  # a key per batch: a retried batch is stored once

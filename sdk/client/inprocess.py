@@ -166,6 +166,44 @@ class InProcessClient(OrchestrationClient):
 
         return self._call(task_runs_sweep_lost, timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT, task_run_ids=task_run_ids)
 
+    def read_flow_run(self, flow_run_id: UUID) -> dict[str, Any]:
+        from orchestrator.runs.selectors import flow_run_get, state_from_row
+
+        def read() -> dict[str, Any]:
+            run = flow_run_get(flow_run_id=flow_run_id)
+            return {"name": run.name, "parameters": run.parameters, "tags": run.tags, "deployment_id": run.deployment_id,
+                    "parent_flow_run_id": run.parent_flow_run_id, "state": state_from_row(run.state) if run.state_id else None}  # fmt: skip
+
+        return self._call(read)
+
+    def create_deployment_run(self, deployment: str, *, parameters: dict[str, Any] | None = None,
+                              parent_flow_run_id: UUID | None = None, idempotency_key: str | None = None,
+                              scheduled_time: datetime | None = None) -> UUID:  # fmt: skip
+        from orchestrator.deployments.services import deployment_run_create
+
+        run = self._call(deployment_run_create, ref=deployment, parameters=parameters, scheduled_time=scheduled_time,
+                         parent_flow_run_id=parent_flow_run_id, idempotency_key=idempotency_key)  # fmt: skip
+        return run.id
+
+    def claim_flow_run(self, flow_run_id: UUID, *, worker: str, hostname: str, pid: int | None) -> tuple[str, str, dict[str, Any]]:
+        from django.conf import settings
+
+        from orchestrator.deployments.agents import flow_run_claim
+
+        claim = self._call(flow_run_claim, flow_run_id=flow_run_id, worker=worker, hostname=hostname, pid=pid,
+                           timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)  # fmt: skip
+        return claim.status, claim.reason, claim.run
+
+    def heartbeat_flow_runs(self, flow_run_ids: list[UUID], worker: str) -> int:
+        from orchestrator.deployments.agents import flow_run_heartbeat
+
+        return self._call(flow_run_heartbeat, flow_run_ids=flow_run_ids, worker=worker)
+
+    def flow_run_process_exited(self, flow_run_id: UUID, *, worker: str, why: str) -> str:
+        from orchestrator.deployments.agents import flow_run_process_exited
+
+        return self._call(flow_run_process_exited, flow_run_id=flow_run_id, worker=worker, why=why)
+
     def write_logs(self, logs: list[dict[str, Any]]) -> None:
         from orchestrator.runs.services import logs_create
 

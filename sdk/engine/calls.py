@@ -97,6 +97,16 @@ def call_flow(flow: Flow, parameters: dict[str, Any], *, return_state: bool) -> 
     return _answer(run_sync(engine.steps()), return_state, flush=parent is None)
 
 
+def run_flow_run(flow: Flow, flow_run_id: Any) -> State:
+    """Run the existing flow run `flow_run_id` (a deployment's, on its agent) through the same engine
+    as a call of the flow; returns its final state."""
+    engine = FlowRunEngine(flow, {}, client=get_client(), parent=None)
+    engine.attach(flow_run_id)
+    if inspect.iscoroutinefunction(flow.fn):
+        return _answer(asyncio.run(run_async(engine.steps())), return_state=True, flush=True)
+    return _answer(run_sync(engine.steps()), return_state=True, flush=True)
+
+
 def _answer(state: State, return_state: bool, flush: bool = False) -> Any:
     """What the caller gets: the state, or its result (raising if the run failed)."""
     if flush:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from sdk.client.base import OrchestrationClient
 from sdk.context import FlowRunContext, RunInfo, current_tags
@@ -53,6 +54,17 @@ class FlowRunEngine:
             flow_run_logger(self.parent).info(f"Created subflow run {name!r} for flow {flow.name!r}")
         else:
             get_logger("runway.engine").info(f"Created flow run {name!r} for flow {flow.name!r}")
+
+    def attach(self, flow_run_id: UUID) -> None:
+        """Take on a run created elsewhere (a deployment's run, given to this agent) instead of
+        creating one: its name, parameters and tags are the run's; from here on the engine runs
+        it as it runs any other."""
+        found = self.client.read_flow_run(flow_run_id)
+        self.parameters = found["parameters"]
+        self.run = RunInfo(id=flow_run_id, name=found["name"], parameters=self.parameters, tags=found["tags"])
+        self.state = State.from_schema(found["state"])
+        self.context = self._new_context()
+        get_logger("runway.engine").info(f"Running flow run {found['name']!r} of flow {self.flow.name!r}")
 
     def _new_context(self) -> FlowRunContext:
         """A fresh context per attempt: task numbering restarts so a retry finds its earlier task runs."""

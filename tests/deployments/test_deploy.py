@@ -203,8 +203,10 @@ def test_help_at_every_level():
 
 def test_a_deployment_keeps_its_schedule_and_a_malformed_one_is_refused(project, tmp_path):
     flows, name = project
+    with pytest.raises(CommandError, match="its schedule would start runs without the required parameter\\(s\\) 'msg'"):
+        deploy_cli(flows, name, "--name", "scheduled", "--cron", "0 9 * * *", storage=tmp_path / "storage")
     out = deploy_cli(flows, name, "--name", "scheduled", "--cron", "0 9 * * *", "--timezone", "Europe/Paris",
-                     storage=tmp_path / "storage")  # fmt: skip
+                     "--param", "msg=hi", storage=tmp_path / "storage")  # fmt: skip
     ref = f"{name.replace('_', '-')}/scheduled"
     detail = json.loads(command("deployment", "inspect", ref, "--json"))
 
@@ -212,8 +214,8 @@ def test_a_deployment_keeps_its_schedule_and_a_malformed_one_is_refused(project,
     assert [(s["kind"], s["cron"], s["timezone"]) for s in detail["schedules"]] == [("cron", "0 9 * * *", "Europe/Paris")]
     assert len(detail["schedules"][0]["next"]) == 3
     with pytest.raises(CommandError, match="cron '0 9 \\* \\*' has 4 field\\(s\\)"):
-        deploy_cli(flows, name, "--name", "scheduled", "--cron", "0 9 * *", storage=tmp_path / "storage")
+        deploy_cli(flows, name, "--name", "scheduled", "--cron", "0 9 * *", "--param", "msg=hi", storage=tmp_path / "storage")
     kept = Deployment.objects.get(flow__name=name.replace("_", "-"), name="scheduled")
     assert [s.cron for s in kept.schedules.all()] == ["0 9 * * *"]  # the refused deploy changed nothing
-    deploy_cli(flows, name, "--name", "scheduled", "--interval", "3600", storage=tmp_path / "storage")
+    deploy_cli(flows, name, "--name", "scheduled", "--interval", "3600", "--param", "msg=hi", storage=tmp_path / "storage")
     assert [(s.kind, s.interval_seconds) for s in kept.schedules.all()] == [("interval", 3600.0)]

@@ -1,4 +1,4 @@
-"""`python manage.py deployment <verb>`: deploy a flow, list, inspect, pause, resume and delete deployments.
+"""`python manage.py deployment <verb>`: deploy a flow, list, inspect, run, pause, resume and delete deployments.
 
 `create` loads the flow's code (to check the default parameters against its signature
 and copy the code into storage), so this command lives with the workers, which may use
@@ -7,13 +7,16 @@ the SDK; the other verbs only read and change what the orchestrator stores.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.utils import timezone
 
-from orchestrator.cli import NounCommand, add_json_flag, show_value
+from orchestrator.cli import NounCommand, add_json_flag, non_negative_float, show_value
 from orchestrator.deployments import selectors, services
 from orchestrator.runs.management.render import format_time
+from orchestrator.runs.management.watch import watch_flow_run
 
 
 class Command(NounCommand):
@@ -107,6 +110,39 @@ class Command(NounCommand):
         for schedule in detail["schedules"]:
             upcoming = ", ".join(format_time(t) for t in schedule["next"]) or "none"
             self.stdout.write(f"{'Schedule:':<15}{schedule['description']}; next: {upcoming}")
+
+    def add_run_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("deployment", metavar="FLOW/NAME", help="the deployment, as flow/name, or its id")
+        parser.add_argument("--param", action="append", default=[], dest="params", metavar="KEY=VALUE",
+                            help="a parameter over the deployment's default; VALUE is read as JSON if it is JSON (repeat)")  # fmt: skip
+        parser.add_argument("--params", default=None, dest="params_json", metavar="JSON",
+                            help="parameters as one JSON object")
+        parser.add_argument("--start-in", type=non_negative_float, default=0.0, dest="start_in", metavar="SECONDS",
+                            help="schedule the run this many seconds from now (default: now)")  # fmt: skip
+        parser.add_argument("--watch", action="store_true",
+                            help="stream the run's states and logs until it ends; exit 1 unless it Completed")  # fmt: skip
+        parser.add_argument("--timeout", type=non_negative_float, default=None, metavar="SECONDS",
+                            help="with --watch: stop watching after SECONDS (exit 2 if the run has not ended)")  # fmt: skip
+
+    def handle_run(self, *, deployment: str, params: list[str], start_in: float, watch: bool,
+                   timeout: float | None, **options: Any) -> None:  # fmt: skip
+        """Run a deployment now (or in --start-in seconds) with its default parameters, or with some
+        given: an agent serving its work queue picks the run up.
+
+          python manage.py deployment run pipeline/nightly --param msg=now --watch
+        """
+        parameters = _parameters(options.get("params_json"), params)
+        when = timezone.now() + timedelta(seconds=start_in) if start_in else None
+        run = services.deployment_run_create(ref=deployment, parameters=parameters, scheduled_time=when)
+        self.stdout.write(f"Created flow run {run.name!r} ({run.id}) of deployment {deployment!r}, "
+                          f"on work queue {run.work_queue_name!r}.")  # fmt: skip
+        if not watch:
+            return self.stdout.write(f"Follow it with `python manage.py flow-run inspect {run.id}`.")
+        final = watch_flow_run(run.id, write=self.stdout.write, timeout=timeout)
+        if final is None:
+            raise CommandError(f"the run had not ended after {timeout:g} s; it goes on", returncode=2)
+        if final != "COMPLETED":
+            raise CommandError(f"flow run {run.name!r} ended {final.title()}")
 
     def add_pause_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("deployment", metavar="FLOW/NAME")
