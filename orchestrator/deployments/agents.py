@@ -32,7 +32,7 @@ from orchestrator.exceptions import ObjectNotFound
 from orchestrator.rules.core import retry_delay_seconds
 from orchestrator.runs.models import FlowRun
 from orchestrator.runs.services import flow_run_set_state
-from orchestrator.schemas import SetStateStatus, State, StateDetails, StateType
+from orchestrator.schemas import TERMINAL_TYPES, SetStateStatus, State, StateDetails, StateType
 
 CLAIMED, HELD, FINISHED = "claimed", "held", "finished"
 ACTIVE_TYPES = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)  # what counts against a queue's limit
@@ -213,7 +213,8 @@ def _lose(run: FlowRun, now: datetime, why: str | None = None) -> None:
             retry = State(StateType.SCHEDULED, name="AwaitingRetry", message=why,
                           details=StateDetails(scheduled_time=now + timedelta(seconds=delay)))  # fmt: skip
             flow_run_set_state(flow_run_id=run.pk, state=retry, force=True)
-    FlowRun.objects.filter(pk=run.pk).update(worker="", heartbeat=None)
+    # No longer held: a run waiting again is free for any agent; a finished one keeps the name of its agent.
+    FlowRun.objects.filter(pk=run.pk).exclude(state_type__in=TERMINAL_TYPES).update(worker="", heartbeat=None)
 
 
 def _lost_message(run: FlowRun, now: datetime) -> str:

@@ -62,9 +62,11 @@ def schedule_runs_create(*, schedule_id: int, now: datetime | None = None) -> in
 def _slots(row: DeploymentSchedule, now: datetime) -> list[datetime]:
     schedule = row.as_schedule()
     horizon = now + timedelta(seconds=settings.RUNWAY_SCHEDULE_HORIZON_SECONDS)
-    slots = due_times(schedule, now, horizon, limit=settings.RUNWAY_SCHEDULE_MAX_RUNS)
-    if len(slots) < settings.RUNWAY_SCHEDULE_MIN_RUNS:  # a weekly schedule still shows its next runs
-        slots = due_times(schedule, now, now + timedelta(days=366), limit=settings.RUNWAY_SCHEDULE_MIN_RUNS)
+    most = settings.RUNWAY_SCHEDULE_MAX_RUNS
+    least = min(settings.RUNWAY_SCHEDULE_MIN_RUNS, most)
+    slots = due_times(schedule, now, horizon, limit=most)
+    if len(slots) < least:  # a weekly schedule still shows its next runs
+        slots = due_times(schedule, now, now + timedelta(days=366), limit=least)
     return slots
 
 

@@ -256,14 +256,19 @@ def retry_delay_seconds(policy: dict, *, attempt: int) -> float:
 
 
 class RenameReruns(Rule):
-    """A run starting again is named Retrying (after AwaitingRetry) or Rerunning; one resuming from Paused is not."""
+    """A run starting again is named Retrying (after AwaitingRetry) or Rerunning; one resuming from Paused is not.
+
+    A deployment's run goes from AwaitingRetry through Pending (its release to an agent)
+    to Running; leaving a final state resets the run count, so a Pending run that has
+    run before is always such a retry.
+    """
 
     FROM_STATES = ALL_STATES - {S.PAUSED}
     TO_STATES = frozenset({S.RUNNING})
 
     def before_transition(self, ctx: OrchestrationContext) -> None:
         if ctx.run.run_count > 0 and ctx.proposed.name == "Running":
-            retrying = ctx.initial and ctx.initial.name == "AwaitingRetry"
+            retrying = ctx.initial and (ctx.initial.name == "AwaitingRetry" or ctx.initial.type == S.PENDING)
             ctx.proposed.name = "Retrying" if retrying else "Rerunning"
 
 

@@ -1,0 +1,102 @@
+"""Agents and beat for the deployment tests: real `celery worker` and `celery beat` processes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.workers.conftest import REPO, Worker, start_worker  # noqa: F401  (start_worker: a fixture)
+
+AGENT_FLOW = '''
+import time
+from sdk import flow, get_run_context, get_run_logger, task
+
+@task
+def record(ledger: str, line: str) -> str:
+    with open(ledger, "a") as out:
+        out.write(line + "\\n")
+    return line
+
+@flow(retries={retries})
+def {name}(ledger: str, msg: str = "hello", sleep: float = 0.0) -> str:
+    run_id = get_run_context().flow_run.id
+    get_run_logger().info("first line: %s", msg)
+    if sleep:
+        with open(ledger + ".started", "a") as out:
+            out.write(f"{{run_id}}\\n")
+        time.sleep(sleep)
+    return record(ledger, f"{{run_id}} {{msg}} {version}")
+'''
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 60, what: str = "the condition") -> object:
+    """Poll `predicate` until it answers something true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+@pytest.fixture
+def agent_flow(tmp_path):
+    """write(retries=0, version="v1") -> (entrypoint, flow name, ledger path): a flow file of a unique flow."""
+    name = f"etl_{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "flows" / "etl.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ledger = tmp_path / "ledger.txt"
+
+    def write(retries: int = 0, version: str = "v1") -> tuple[str, str, Path]:
+        path.write_text(textwrap.dedent(AGENT_FLOW.format(name=name, retries=retries, version=version)))
+        return f"{path}:{name}", name.replace("_", "-"), ledger
+
+    return write
+
+
+class Beat:
+    """`celery -A workers beat` with the DatabaseScheduler, in a subprocess."""
+
+    def __init__(self, home: Path, **env: str) -> None:
+        self.log_path = home / f"beat-{uuid.uuid4().hex[:6]}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        command = [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "info", "--pidfile="]
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **env}, start_new_session=True)  # fmt: skip
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def start_beat(start_worker):
+    """start_beat(**env) -> a running Beat, sending to this test's queue (which start_worker set up)."""
+    started: list[Beat] = []
+
+    def start(**env: str) -> Beat:
+        beat = Beat(Path(os.environ["RUNWAY_HOME"]), **env)
+        started.append(beat)
+        wait_until(lambda: "beat: Starting..." in beat.output(), 30, "beat starting")
+        return beat
+
+    yield start
+    for beat in started:
+        beat.stop()
