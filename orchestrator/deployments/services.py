@@ -123,7 +123,7 @@ def deployment_create(
     the schedules' upcoming runs with those of the new schedules."""
     name = _deployment_name(name)
     parameters = dict(parameters or {})
-    _check_parameters(parameters, parameter_schema or {}, f"{flow_name}/{name}")
+    check_parameters(parameters, parameter_schema or {}, f"{flow_name}/{name}")
     checked = [schedule_from(spec) for spec in schedules]
     missing = [p for p in (parameter_schema or {}).get("required", []) if p not in parameters]
     if checked and missing:
@@ -182,7 +182,7 @@ def deployment_run_create(*, ref: str, parameters: dict[str, Any] | None = None,
     deployment = deployment_get(ref=ref)
     merged = {**deployment.parameters, **(parameters or {})}
     label = str(deployment)
-    _check_parameters(merged, deployment.parameter_schema, label)
+    check_parameters(merged, deployment.parameter_schema, label)
     missing = [p for p in deployment.parameter_schema.get("required", []) if p not in merged]
     if missing:
         raise InvalidInput(f"deployment {label}: missing parameter(s) {', '.join(map(repr, missing))}, which the "
@@ -252,7 +252,7 @@ def _deployment_name(name: str) -> str:
     return name
 
 
-def _check_parameters(parameters: dict[str, Any], schema: dict[str, Any], label: str) -> None:
+def check_parameters(parameters: dict[str, Any], schema: dict[str, Any], label: str) -> None:
     """Default parameters must name the flow's parameters (the SDK checks their types against the code)."""
     properties = schema.get("properties")
     if properties is None or schema.get("additionalProperties") is True:

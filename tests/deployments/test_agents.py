@@ -226,3 +226,27 @@ def test_a_run_whose_agent_is_killed_is_crashed_and_retried_if_its_deployment_al
         assert run.state_name == "Crashed" and ledger_lines(ledger) == []
         assert "stopped sending heartbeats" in run.state.message
         assert len(started.read_text().splitlines()) == 1
+
+
+def test_two_beats_and_a_restarted_beat_make_one_run_per_slot(agent_flow, start_worker, start_beat, monkeypatch):
+    entrypoint, flow_name, ledger = agent_flow()
+    queue = queue_name()  # no agent serves it: the runs pile up, Scheduled
+    monkeypatch.setattr(settings, "RUNWAY_SCHEDULE_SECONDS", 1)
+    monkeypatch.setattr(settings, "RUNWAY_SCHEDULE_MAX_RUNS", 10)  # slack for a slow machine: no slot passes unmade
+    command("work-queue", "create", queue)
+    command("deployment", "create", entrypoint, "--name", "tick", "--param", f"ledger={ledger}",
+            "--interval", "1", "-q", queue)  # fmt: skip
+    start_worker(None, 2, RUNWAY_SCHEDULE_MAX_RUNS="10")  # runs beat's jobs, two at once
+    first, second = start_beat(), start_beat()  # by mistake, twice
+    time.sleep(4)
+    first.stop()
+    time.sleep(2)
+    start_beat()  # restarted
+    time.sleep(4)
+    second.stop()
+
+    slots = sorted(runs_of(f"{flow_name}/tick").values_list("expected_start_time", flat=True))
+    assert "Sending due task" in second.output()
+    assert len(slots) >= 18  # beat kept making upcoming runs all along (10 at deployment)
+    assert len(slots) == len(set(slots))  # one run per slot
+    assert all((b - a).total_seconds() == 1 for a, b in zip(slots, slots[1:]))  # and no slot skipped

@@ -5,7 +5,9 @@ import textwrap
 import uuid
 from pathlib import Path
 
+from orchestrator.deployments import services
 from orchestrator.deployments.models import Deployment, WorkQueue
+from orchestrator.runs.models import FlowRun
 from tests.api.test_admin_tokens import admin_browser
 from tests.deployments.test_deploy import FLOW
 from tests.sdk.conftest import run_script
@@ -45,13 +47,18 @@ def test_a_flow_deploys_itself_over_http_and_the_api_reads_pauses_and_deletes_it
         import importlib.util
         spec = importlib.util.spec_from_file_location("jobs", {str(script)!r})
         jobs = importlib.util.module_from_spec(spec); spec.loader.exec_module(jobs)
-        from sdk.deployments import deploy
-        print(deploy({str(script)!r} + ":{name}", name="over-http", parameters={{"msg": "hi"}},
-                     storage={str(tmp_path / 'storage')!r}).id)
+        from sdk.deployments import deploy, run_deployment
+        deployed = deploy({str(script)!r} + ":{name}", name="over-http", parameters={{"msg": "hi"}},
+                          storage={str(tmp_path / 'storage')!r})
+        run = run_deployment("{name.replace('_', '-')}/over-http", parameters={{"count": 2}}, timeout=0)
+        print(run.id, run.state.name)
+        print(deployed.id)
     """)
     result = run_script(code, RUNWAY_API_URL=f"{live_server}/api", RUNWAY_API_KEY=make_token())
     assert result.returncode == 0, result.stderr
-    deployment_id = result.stdout.strip().splitlines()[-1]
+    *_, (run_id, state_name), (deployment_id,) = [line.split() for line in result.stdout.strip().splitlines()]
+    assert state_name == "Scheduled"
+    assert FlowRun.objects.get(pk=run_id).parameters == {"msg": "hi", "count": 2}
 
     one = api.get(f"deployments/{deployment_id}/").json()
     assert (one["flow_name"], one["name"], one["parameters"], one["work_queue_name"]) == (
@@ -62,6 +69,28 @@ def test_a_flow_deploys_itself_over_http_and_the_api_reads_pauses_and_deletes_it
     assert [d["id"] for d in listed] == [deployment_id]
     assert api.delete(f"deployments/{deployment_id}/").status_code == 204
     assert not Deployment.objects.filter(pk=deployment_id).exists()
+
+
+def test_the_api_runs_a_deployment_with_its_defaults_or_given_parameters_and_refuses_bad_ones(api):
+    body = {"flow_name": f"apirun-{uuid.uuid4().hex[:6]}", "name": "d", "entrypoint": "f.py:f", "code_path": "/x",
+            "code_version": "0" * 64, "parameters": {"msg": "hi"},
+            "parameter_schema": {"properties": {"msg": {}, "n": {}}, "required": ["msg"], "additionalProperties": False}}  # fmt: skip
+    deployment_id = api.post("deployments/", json=body).json()["deployment"]["id"]
+
+    quick = api.post(f"deployments/{deployment_id}/runs/")
+    custom = api.post(f"deployments/{deployment_id}/runs/", json={"parameters": {"n": 3}, "idempotency_key": "k1"})
+    again = api.post(f"deployments/{deployment_id}/runs/", json={"parameters": {"n": 3}, "idempotency_key": "k1"})
+    unknown = api.post(f"deployments/{deployment_id}/runs/", json={"parameters": {"nope": 1}})
+    bad_parent = api.post(f"deployments/{deployment_id}/runs/", json={"parent_flow_run_id": str(uuid.uuid4())})
+    missing = api.post(f"deployments/{uuid.uuid4()}/runs/")
+    assert quick.status_code == custom.status_code == again.status_code == 201, quick.text
+    assert (quick.json()["parameters"], quick.json()["state"]["name"]) == ({"msg": "hi"}, "Scheduled")
+    assert custom.json()["parameters"] == {"msg": "hi", "n": 3} and custom.json()["deployment_id"] == deployment_id
+    assert again.json()["id"] == custom.json()["id"]
+    assert unknown.status_code == bad_parent.status_code == 400
+    assert "unknown parameter(s) 'nope'" in unknown.json()["detail"]
+    assert "parent_flow_run_id" in bad_parent.json()["fields"]
+    assert missing.status_code == 404
 
 
 def test_a_deployment_posted_with_an_unknown_parameter_or_a_bad_code_version_is_refused(api):
@@ -96,3 +125,33 @@ def test_schedules_cross_the_api_and_a_malformed_one_is_a_400(api):
     schedule = created.json()["deployment"]["schedules"][0]
     assert (schedule["description"], len(schedule["next"])) == ("At 09:00, Europe/Paris", 3)
     assert bad.status_code == 400 and "cron '0 9 * * MON-XYZ' is not valid" in bad.json()["detail"]
+
+
+def test_the_admin_runs_a_deployment_now_or_with_parameters_and_pauses_it(live_server):
+    browser = admin_browser(live_server)
+    body = {"flow_name": f"adminrun-{uuid.uuid4().hex[:6]}", "name": "d", "entrypoint": "f.py:f", "code_path": "/x",
+            "code_version": "0" * 64, "parameters": {"msg": "hi"}, "schedules": [{"interval_seconds": 3600}],
+            "parameter_schema": {"properties": {"msg": {}, "n": {}}, "required": ["msg"], "additionalProperties": False}}  # fmt: skip
+    deployment, _ = services.deployment_create(**body)
+    token = browser.cookies["csrftoken"]
+    runs = FlowRun.objects.filter(deployment=deployment)
+    assert runs.filter(idempotency_key__startswith="scheduled:").count() == 24  # a day of hourly runs ahead
+
+    page = browser.get(f"/admin/deployments/deployment/{deployment.pk}/run/")
+    bad = browser.post(f"/admin/deployments/deployment/{deployment.pk}/run/",
+                       data={"parameters": '{"nope": 1}', "csrfmiddlewaretoken": token})  # fmt: skip
+    good = browser.post(f"/admin/deployments/deployment/{deployment.pk}/run/", follow_redirects=True,
+                        data={"parameters": '{"n": 3}', "csrfmiddlewaretoken": token})  # fmt: skip
+    assert page.status_code == 200 and "Default parameters" in page.text
+    assert bad.status_code == 200 and "unknown parameter(s) &#x27;nope&#x27;" in bad.text
+    assert good.status_code == 200 and "Created flow run" in good.text
+    assert runs.get(parameters={"msg": "hi", "n": 3}).state_name == "Scheduled"
+
+    acted = browser.post("/admin/deployments/deployment/", follow_redirects=True, data={
+        "action": "run_now", "_selected_action": [deployment.pk], "csrfmiddlewaretoken": token})  # fmt: skip
+    assert "Created flow run" in acted.text
+    assert runs.exclude(idempotency_key__startswith="scheduled:").count() == 2
+    browser.post("/admin/deployments/deployment/", follow_redirects=True, data={
+        "action": "pause", "_selected_action": [deployment.pk], "csrfmiddlewaretoken": token})  # fmt: skip
+    assert Deployment.objects.get(pk=deployment.pk).is_paused
+    assert runs.count() == 2  # the upcoming scheduled runs are gone, the ones asked for stay
