@@ -5,9 +5,9 @@ of the work queues it consumes, as many as it has free pool processes for,
 highest priority queue first (orchestrator/deployments/agents.py holds the rules
 and the row locks), and sends each released run's id to its queue. The pool
 process that receives the message claims the run, then runs the deployment's
-stored code in a child process (`python -m workers.flow_process`): each run gets
-a clean interpreter, so two code versions of one flow never share a module, and
-a run can be stopped without stopping the worker. While the child runs, the pool
+stored code in a child process (workers/flow_process.py): each run gets a process
+of its own, so two code versions of one flow never share a module, and a run can
+be stopped without stopping the worker. While the child runs, the pool
 process sends heartbeats; if the child ends without finishing the run (killed,
 out of memory), the run is Crashed and retried if its deployment allows.
 """
@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from typing import Any
 from uuid import UUID
 
+import billiard
 from celery import bootsteps
 from celery.signals import celeryd_after_setup
 from django.conf import settings
@@ -28,6 +27,11 @@ from workers.celery import app
 
 logger = logging.getLogger("runway.agent")
 TASK_NAME = "runway.run_flow_run"
+# Runs start from a fork server with Django and the SDK imported (workers/flow_process.py);
+# each pool process starts its own on its first run. billiard is Celery's fork of
+# multiprocessing: unlike the standard library's, it lets a pool process have children.
+_processes = billiard.get_context("forkserver")
+_processes.set_forkserver_preload(["workers.flow_process"])
 
 
 @app.task(name=TASK_NAME, bind=True)
@@ -43,32 +47,50 @@ def run_flow_run(self, body: dict) -> None:
         logger.info("not running flow run %s (%s): %s", run_id, status, reason)
         return
     logger.info("running flow run %s of deployment %s (code %s)", run_id, run["deployment"], run["code_version"][:12])
-    code = _run_in_child(client, run_id, worker, run)
+    try:
+        code = _run_in_child(client, run_id, worker, run)
+    except Exception as exc:  # the run could not be started: give it back, to be retried or ended
+        client.flow_run_process_exited(run_id, worker=worker, why=f"Crashed: the agent could not run it: {exc!r}")
+        raise
     if code != 0:
         why = f"Crashed: the flow run's process exited with {_exit_text(code)} before the run finished"
         state = client.flow_run_process_exited(run_id, worker=worker, why=why)
         logger.error("flow run %s: process exited with %s; the run is %s", run_id, _exit_text(code), state or "?")
     else:  # the run finished, or waits (a flow's retry delay ended by a stop): give it back either way
         client.flow_run_process_exited(run_id, worker=worker, why="the flow run's process ended")
+    _release_next((self.request.delivery_info or {}).get("routing_key"))
+
+
+def _release_next(queue: str | None) -> None:
+    """This process is free again: release the queue's next due run now rather than at the next
+    tick, so a busy queue's runs follow each other without a pause."""
+    from orchestrator.deployments import agents
+
+    if queue:
+        for item in agents.release_due_runs(queue_names=[queue], budget=1):
+            send(item.flow_run_id, item.queue)
 
 
 def _run_in_child(client: Any, run_id: UUID, worker: str, run: dict[str, Any]) -> int:
     """Start the child, send heartbeats until it exits, and answer its exit code."""
-    command = [sys.executable, "-m", "workers.flow_process", str(run_id), run["code_path"], run["entrypoint"], str(os.getpid())]
-    child = subprocess.Popen(command, cwd=run["code_path"])
-    beat = settings.RUNWAY_HEARTBEAT_SECONDS
-    while True:
-        try:
-            return child.wait(timeout=beat)
-        except subprocess.TimeoutExpired:
+    from workers.flow_process import run_child
+
+    child = _processes.Process(target=run_child, args=(str(run_id), run["code_path"], run["entrypoint"], os.getpid()),
+                               name=f"runway-flow-run-{run_id}")  # fmt: skip
+    child.start()
+    try:
+        while True:
+            child.join(timeout=settings.RUNWAY_HEARTBEAT_SECONDS)
+            if child.exitcode is not None:
+                return child.exitcode
             try:
                 client.heartbeat_flow_runs([run_id], worker)
             except Exception:  # the orchestrator is briefly unreachable: the next beat may pass
                 logger.warning("heartbeat for flow run %s failed", run_id, exc_info=True)
-        except BaseException:  # the worker is stopping this task: the child goes with it
-            child.kill()
-            child.wait()
-            raise
+    except BaseException:  # the worker is stopping this task: the child goes with it
+        child.kill()
+        child.join()
+        raise
 
 
 def _exit_text(code: int) -> str:

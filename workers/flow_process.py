@@ -1,41 +1,50 @@
-"""The child process in which an agent runs one deployment's flow run:
+"""The process in which an agent runs one deployment's flow run.
 
-    python -m workers.flow_process <flow run id> <code path> <entrypoint> <agent pid>
+Agents start these processes from a fork server (multiprocessing's "forkserver"
+start method) that has already imported Django and the SDK, so a run starts in
+tens of milliseconds instead of the most of a second a new interpreter takes,
+and each run still gets a process of its own: user code is imported fresh in
+each (two code versions of a flow never share a module), and a run can be
+stopped without stopping the worker. This module is the fork server's preload.
 
-It loads the flow from the deployment's stored copy of the code and runs the
-existing flow run through the ordinary engine (the same path as calling the
-flow), then exits 0 whatever the run's outcome: the outcome is in the run's
-states. A non-zero exit means the run could not be run to its end.
+The process loads the flow from the deployment's stored copy of the code and runs
+the existing flow run through the ordinary engine (the same path as calling the
+flow). It exits 0 whatever the run's outcome, which is in the run's states; any
+other exit means the run could not be run to its end.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from uuid import UUID
 
-PR_SET_PDEATHSIG = 1
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
+import django  # noqa: E402
+from django.apps import apps  # noqa: E402
 
-
-def main(argv: list[str]) -> int:
-    flow_run_id, code_path, entrypoint, agent_pid = argv
-    _die_with_agent(int(agent_pid))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
-    import django
-
+if not apps.ready:  # in the fork server; an agent's pool process has Django set up already
     django.setup()
-    from sdk.engine.calls import run_flow_run
-    from sdk.entrypoints import load
-    from sdk.flows import Flow
 
+from sdk.engine.calls import run_flow_run  # noqa: E402  (imported once, in the fork server)
+from sdk.entrypoints import load  # noqa: E402
+from sdk.flows import Flow  # noqa: E402
+
+WATCH_SECONDS = 0.2
+
+
+def run_child(flow_run_id: str, code_path: str, entrypoint: str, agent_pid: int) -> None:
+    """The fork server's child: run the flow run, then exit (0 whatever the run's outcome)."""
+    _die_with_agent(agent_pid)
+    os.chdir(code_path)  # the flow's relative paths are those of its stored code
     flow = load(_reference(code_path, entrypoint))
     if not isinstance(flow, Flow):
         print(f"{entrypoint} in {code_path} is not a @flow (got {type(flow).__name__})", file=sys.stderr)
-        return 2
+        sys.exit(2)
     run_flow_run(flow, UUID(flow_run_id))
-    return 0
 
 
 def _reference(code_path: str, entrypoint: str) -> str:
@@ -48,14 +57,31 @@ def _reference(code_path: str, entrypoint: str) -> str:
 
 
 def _die_with_agent(agent_pid: int) -> None:
-    """Linux: this process is killed when the agent's pool process dies (a worker killed with -9
-    must not leave its runs going on unwatched, to be run a second time elsewhere)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != agent_pid:  # it died before the line above took effect
+    """End this process at once if the agent's pool process dies (a worker killed with -9 must not
+    leave its runs going on unwatched, to be run a second time elsewhere).
+
+    Its parent is the fork server, which outlives the agent while this process lives, so a
+    watchdog thread looks at the agent instead."""
+    if not _alive(agent_pid):
         os._exit(3)
 
+    def watch() -> None:
+        while _alive(agent_pid):
+            time.sleep(WATCH_SECONDS)
+        os.kill(os.getpid(), signal.SIGKILL)
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    threading.Thread(target=watch, name="runway-agent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, dead but not yet reaped, counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:  # no /proc (not Linux): ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True

@@ -15,6 +15,7 @@ import pytest
 from tests.workers.conftest import REPO, Worker, start_worker  # noqa: F401  (start_worker: a fixture)
 
 AGENT_FLOW = '''
+import os
 import time
 from sdk import flow, get_run_context, get_run_logger, task
 
@@ -30,7 +31,7 @@ def {name}(ledger: str, msg: str = "hello", sleep: float = 0.0) -> str:
     get_run_logger().info("first line: %s", msg)
     if sleep:
         with open(ledger + ".started", "a") as out:
-            out.write(f"{{run_id}}\\n")
+            out.write(f"{{run_id}} {{os.getpid()}}\\n")
         time.sleep(sleep)
     return record(ledger, f"{{run_id}} {{msg}} {version}")
 '''

@@ -65,9 +65,9 @@ def test_one_run_per_idempotency_key(deployment):
 
 
 def test_preview_lists_the_queue_s_scheduled_runs_soonest_first_with_late_ones_marked(deployment):
-    queue = f"q-{uuid.uuid4().hex[:6]}"
-    work_queue_create(name=queue, tags=["ETL"])
-    own, by_tag, other = deployment(queue=queue), deployment(tags=["ETL", "x"]), deployment(tags=["x"])
+    queue, tag = f"q-{uuid.uuid4().hex[:6]}", f"ETL-{uuid.uuid4().hex[:6]}"  # a tag no other test's deployment has
+    work_queue_create(name=queue, tags=[tag])
+    own, by_tag, other = deployment(queue=queue), deployment(tags=[tag, "x"]), deployment(tags=["x"])
     now = timezone.now()
     later = deployment_run_create(ref=str(own), scheduled_time=now + timedelta(hours=1), name="later")
     late = deployment_run_create(ref=str(by_tag), scheduled_time=now - timedelta(minutes=5), name="late")
