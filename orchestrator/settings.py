@@ -166,6 +166,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several answers have a "status": one enum name per set of choices.
+    "ENUM_NAME_OVERRIDES": {
+        "SetStateStatusEnum": ["ACCEPT", "REJECT", "WAIT", "ABORT"],
+        "ClaimStatusEnum": ["claimed", "held", "finished"],
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "orchestrator.api.schema.add_error_responses",

@@ -58,17 +58,17 @@ def run_flow_run(self, body: dict) -> None:
         logger.error("flow run %s: process exited with %s; the run is %s", run_id, _exit_text(code), state or "?")
     else:  # the run finished, or waits (a flow's retry delay ended by a stop): give it back either way
         client.flow_run_process_exited(run_id, worker=worker, why="the flow run's process ended")
-    _release_next((self.request.delivery_info or {}).get("routing_key"))
+    _release_next(sorted(self.app.amqp.queues.consume_from))
 
 
-def _release_next(queue: str | None) -> None:
-    """This process is free again: release the queue's next due run now rather than at the next
-    tick, so a busy queue's runs follow each other without a pause."""
+def _release_next(queues: list[str]) -> None:
+    """This process is free again: release the next due run of this agent's queues (highest
+    priority first) now rather than at the next look, so busy queues' runs follow each other
+    without a pause."""
     from orchestrator.deployments import agents
 
-    if queue:
-        for item in agents.release_due_runs(queue_names=[queue], budget=1):
-            send(item.flow_run_id, item.queue)
+    for item in agents.release_due_runs(queue_names=queues, budget=1):
+        send(item.flow_run_id, item.queue)
 
 
 def _run_in_child(client: Any, run_id: UUID, worker: str, run: dict[str, Any]) -> int:

@@ -235,3 +235,19 @@ def test_two_beats_and_a_restarted_beat_make_one_run_per_slot(agent_flow, start_
     assert len(slots) >= 18  # beat kept making upcoming runs all along (10 at deployment)
     assert len(slots) == len(set(slots))  # one run per slot
     assert all((b - a).total_seconds() == 1 for a, b in zip(slots, slots[1:]))  # and no slot skipped
+
+
+def test_an_agent_serving_two_queues_runs_the_higher_priority_queue_s_runs_first(agent_flow, start_worker):
+    entrypoint, flow_name, ledger = agent_flow()
+    high, low = queue_name(), queue_name()
+    command("work-queue", "create", high, "--priority", "1")
+    command("work-queue", "create", low, "--priority", "2")
+    for name, queue in (("low", low), ("high", high)):
+        command("deployment", "create", entrypoint, "--name", name, "--param", f"ledger={ledger}", "-q", queue)
+    lows = [services.deployment_run_create(ref=f"{flow_name}/low", parameters={"msg": "low"}).id for _ in range(3)]
+    highs = [services.deployment_run_create(ref=f"{flow_name}/high", parameters={"msg": "high"}).id for _ in range(3)]
+    start_worker(f"{low},{high}", 1)  # one process: it takes one run at a time
+
+    wait_until(lambda: all(finished(run_id) for run_id in lows + highs), 90, "six runs finishing")
+    order = [line.split()[1] for line in ledger_lines(ledger)]
+    assert order == ["high"] * 3 + ["low"] * 3
