@@ -5,7 +5,7 @@
   POST /api/work_queues/{name}/pause/, resume/, set_concurrency_limit/ {"concurrency_limit": n | null}
   GET, POST /api/deployments/                 list; create or deploy again (a code snapshot the SDK stored)
   GET, DELETE /api/deployments/{id}/          one deployment; delete it (its runs stay)
-  POST /api/deployments/{id}/pause/, resume/
+  POST /api/deployments/{id}/pause/, resume/, pause_schedule/, resume_schedule/ {"schedule_id": n}
   POST /api/deployments/{id}/runs/            run it {"parameters", "scheduled_time", "idempotency_key", ...}
 """
 from __future__ import annotations
@@ -93,6 +93,11 @@ class DeploymentRunIn(StrictSerializer):
     idempotency_key = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
     parent_flow_run_id = serializers.UUIDField(required=False, allow_null=True, default=None)
     name = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+
+
+class ScheduleChoiceIn(StrictSerializer):
+    schedule_id = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                           help_text="One schedule (ids are in the deployment's `schedules`); default: all")  # fmt: skip
 
 
 class DeployedOut(serializers.Serializer):
@@ -193,6 +198,23 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             raise ValidationError({"parent_flow_run_id": [f"flow run {fields['parent_flow_run_id']} does not exist"]})
         run = services.deployment_run_create(ref=pk, **fields)
         return Response(FlowRunOut(FlowRun.objects.select_related("flow").get(pk=run.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ScheduleChoiceIn, responses=DeploymentOut)
+    @action(detail=True, methods=["post"])
+    def pause_schedule(self, request: Request, pk: str) -> Response:
+        """Pause one schedule, or all: no new runs, and their upcoming runs are removed."""
+        return self._set_schedule(request, pk, active=False)
+
+    @extend_schema(request=ScheduleChoiceIn, responses=DeploymentOut)
+    @action(detail=True, methods=["post"])
+    def resume_schedule(self, request: Request, pk: str) -> Response:
+        return self._set_schedule(request, pk, active=True)
+
+    def _set_schedule(self, request: Request, pk: str, *, active: bool) -> Response:
+        data = ScheduleChoiceIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        found = services.deployment_schedule_set_active(ref=pk, active=active, **data.validated_data)
+        return Response(DeploymentOut(found).data)
 
     @extend_schema(request=None, responses=DeploymentOut)
     @action(detail=True, methods=["post"])

@@ -88,8 +88,10 @@ def deployment_detail(*, ref: str, upcoming: int = 3) -> dict[str, Any]:
 
 
 def schedule_summary(row: DeploymentSchedule, upcoming: int = 3) -> dict[str, Any]:
-    """A schedule as given, in words, and its next `upcoming` times (UTC)."""
+    """A schedule as given, in words, and its next `upcoming` times (UTC; none while it is paused)."""
     schedule = row.as_schedule()
     now = timezone.now()
     next_times = due_times(schedule, now, now + timedelta(days=3660), limit=upcoming) if upcoming else []
-    return {**schedule.to_dict(), "active": row.active, "description": describe(schedule), "next": next_times}
+    if not row.active or row.deployment.is_paused:
+        next_times = []
+    return {"id": row.pk, **schedule.to_dict(), "active": row.active, "description": describe(schedule), "next": next_times}

@@ -213,6 +213,27 @@ def deployment_set_paused(*, ref: str, paused: bool) -> Deployment:
     return deployment
 
 
+def deployment_schedule_set_active(*, ref: str, active: bool, schedule_id: int | None = None) -> Deployment:
+    """Pause (or resume) one schedule of the deployment, or all of them. A paused schedule makes no
+    new runs, and the upcoming runs are made again from the schedules still active."""
+    with transaction.atomic():
+        deployment = deployment_get(ref=ref)
+        Deployment.objects.select_for_update().filter(pk=deployment.pk).first()  # not while beat makes its runs
+        rows = deployment.schedules.all()
+        if schedule_id is not None:
+            known = list(rows.values_list("pk", flat=True))
+            if schedule_id not in known:
+                raise InvalidInput(f"deployment {deployment} has no schedule {schedule_id}; its schedules: "
+                                   f"{', '.join(map(str, known)) or 'none'} (see `deployment inspect {deployment}`)")  # fmt: skip
+            rows = rows.filter(pk=schedule_id)
+        rows.update(active=active)
+        if not active:
+            scheduling.future_runs_delete(deployment)
+        scheduling.periodic_tasks_sync(deployment)
+    scheduling.deployment_runs_create(deployment)
+    return deployment
+
+
 def deployment_delete(*, ref: str) -> None:
     """Delete the deployment and its upcoming scheduled runs; its past runs stay, no longer linked to it."""
     deployment = deployment_get(ref=ref)

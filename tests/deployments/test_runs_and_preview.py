@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from orchestrator.deployments.services import deployment_create, deployment_run_create, work_queue_create
 from orchestrator.exceptions import InvalidInput
+from orchestrator.runs.models import FlowRun
 from orchestrator.runs.services import flow_run_set_state
 from orchestrator.schemas import State, StateType
 from tests.deployments.test_deploy import command
@@ -85,3 +86,38 @@ def test_preview_lists_the_queue_s_scheduled_runs_soonest_first_with_late_ones_m
     assert [r["name"] for r in soon] == ["late"]
     with pytest.raises(CommandError, match="work queue 'nowhere' does not exist"):
         command("work-queue", "preview", "nowhere")
+
+
+def test_schedules_make_upcoming_runs_and_pausing_one_removes_only_its_runs(api):
+    name = f"sched-{uuid.uuid4().hex[:6]}"
+    found, _ = deployment_create(
+        flow_name=name, name="d", entrypoint="f.py:f", code_path="/code", code_version="a" * 64,
+        parameters={"msg": "hi"}, parameter_schema=SCHEMA,
+        schedules=[{"cron": "0 9 * * *", "timezone": "Europe/Paris"}, {"cron": "30 18 * * *"}],
+    )  # fmt: skip
+    morning, evening = found.schedules.order_by("pk")
+
+    def upcoming():
+        return FlowRun.objects.filter(deployment=found, state_type="SCHEDULED")
+
+    def minutes() -> list[int]:
+        return sorted({run.expected_start_time.minute for run in upcoming()})
+
+    assert upcoming().count() == 6 and minutes() == [0, 30]  # three of each, named by slot
+    assert all(run.idempotency_key.startswith(f"scheduled:{found.pk}:") for run in upcoming())
+
+    out = command("deployment", "pause-schedule", f"{name}/d", "--schedule", str(evening.pk))
+    assert f"Paused schedule {evening.pk}" in out and minutes() == [0] and upcoming().count() == 3
+    assert f"Schedule {evening.pk}:" in command("deployment", "inspect", f"{name}/d") and "(paused)" in command("deployment", "inspect", f"{name}/d")
+    with pytest.raises(CommandError, match=f"has no schedule 999999; its schedules: {morning.pk}, {evening.pk}"):
+        command("deployment", "pause-schedule", f"{name}/d", "--schedule", "999999")
+
+    paused_all = api.post(f"deployments/{found.pk}/pause_schedule/", json={})
+    assert paused_all.status_code == 200 and not upcoming().exists()
+    assert [s["active"] for s in paused_all.json()["schedules"]] == [False, False]
+    resumed = api.post(f"deployments/{found.pk}/resume_schedule/", json={"schedule_id": evening.pk})
+    assert resumed.status_code == 200 and minutes() == [30] and upcoming().count() == 3
+    from django_celery_beat.models import PeriodicTask
+
+    tasks = PeriodicTask.objects.filter(name__startswith=f"runway schedule {found.pk} ").order_by("name")
+    assert [(t.name.split()[-1], t.enabled) for t in tasks] == [(str(morning.pk), False), (str(evening.pk), True)]

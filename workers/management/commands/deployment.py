@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from orchestrator.cli import NounCommand, add_json_flag, non_negative_float, show_value
+from orchestrator.cli import NounCommand, add_json_flag, non_negative_float, positive_int, show_value
 from orchestrator.deployments import selectors, services
 from orchestrator.runs.management.render import format_time
 from orchestrator.runs.management.watch import watch_flow_run
@@ -109,7 +109,8 @@ class Command(NounCommand):
         self.stdout.write(f"{'Flow takes:':<15}{', '.join(takes) or 'no parameters'}  (? has a default)")
         for schedule in detail["schedules"]:
             upcoming = ", ".join(format_time(t) for t in schedule["next"]) or "none"
-            self.stdout.write(f"{'Schedule:':<15}{schedule['description']}; next: {upcoming}")
+            paused = "" if schedule["active"] else " (paused)"
+            self.stdout.write(f"{'Schedule ' + str(schedule['id']) + ':':<15}{schedule['description']}{paused}; next: {upcoming}")
 
     def add_run_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("deployment", metavar="FLOW/NAME", help="the deployment, as flow/name, or its id")
@@ -159,6 +160,27 @@ class Command(NounCommand):
         """Resume a paused deployment."""
         found = services.deployment_set_paused(ref=deployment, paused=False)
         self.stdout.write(f"Resumed deployment {str(found)!r}.")
+
+    def add_pause_schedule_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("deployment", metavar="FLOW/NAME")
+        parser.add_argument("--schedule", type=positive_int, default=None, metavar="ID",
+                            help="only this schedule (its id is in `deployment inspect`); default: all of them")  # fmt: skip
+
+    def handle_pause_schedule(self, *, deployment: str, schedule: int | None, **_: Any) -> None:
+        """Pause a deployment's schedule (or all of them): it makes no new runs, and its upcoming
+        runs that have not started are removed. The deployment can still be run on demand."""
+        found = services.deployment_schedule_set_active(ref=deployment, schedule_id=schedule, active=False)
+        which = f"schedule {schedule}" if schedule else "the schedules"
+        self.stdout.write(f"Paused {which} of deployment {str(found)!r}.")
+
+    def add_resume_schedule_arguments(self, parser: CommandParser) -> None:
+        self.add_pause_schedule_arguments(parser)
+
+    def handle_resume_schedule(self, *, deployment: str, schedule: int | None, **_: Any) -> None:
+        """Resume a deployment's paused schedule (or all of them); its upcoming runs are made at once."""
+        found = services.deployment_schedule_set_active(ref=deployment, schedule_id=schedule, active=True)
+        which = f"schedule {schedule}" if schedule else "the schedules"
+        self.stdout.write(f"Resumed {which} of deployment {str(found)!r}.")
 
     def add_delete_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("deployment", metavar="FLOW/NAME")
