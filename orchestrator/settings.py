@@ -216,6 +216,9 @@ CELERY_WORKER_CONSUMER = "workers.rate_limits:Consumer"  # paces @task(rate_limi
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # task runs may be long: do not hoard messages
 CELERY_TASK_DEFAULT_QUEUE = env_str("DEFAULT_QUEUE", "runway")
+# Beat's jobs (creating schedules' runs) go to this queue, which every worker also consumes.
+RUNWAY_SYSTEM_QUEUE = env_str("SYSTEM_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-system")
+CELERY_TASK_ROUTES = {"runway.schedule_deployment_runs": {"queue": RUNWAY_SYSTEM_QUEUE}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker waits out a broker restart, however long
 # Publishing retries briefly; a flow sends again what the broker could not take (sdk/celery_runner.py).

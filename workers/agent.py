@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 from uuid import UUID
 
@@ -72,25 +73,44 @@ def _release_next(queues: list[str]) -> None:
 
 
 def _run_in_child(client: Any, run_id: UUID, worker: str, run: dict[str, Any]) -> int:
-    """Start the child, send heartbeats until it exits, and answer its exit code."""
+    """Run the flow run in a child process, sending heartbeats meanwhile; answer its exit code."""
     from workers.flow_process import run_child
 
     child = _processes.Process(target=run_child, args=(str(run_id), run["code_path"], run["entrypoint"], os.getpid()),
                                name=f"runway-flow-run-{run_id}")  # fmt: skip
-    child.start()
+    stop = threading.Event()
+    # Beating starts before the child does: the first child of a pool process also starts the fork server.
+    beats = threading.Thread(target=_beat, args=(client, run_id, worker, stop, child), name="runway-agent-heartbeat", daemon=True)
+    beats.start()
     try:
-        while True:
-            child.join(timeout=settings.RUNWAY_HEARTBEAT_SECONDS)
-            if child.exitcode is not None:
-                return child.exitcode
-            try:
-                client.heartbeat_flow_runs([run_id], worker)
-            except Exception:  # the orchestrator is briefly unreachable: the next beat may pass
-                logger.warning("heartbeat for flow run %s failed", run_id, exc_info=True)
-    except BaseException:  # the worker is stopping this task: the child goes with it
-        child.kill()
+        child.start()
         child.join()
+        return child.exitcode
+    except BaseException:  # the worker is stopping this task: the child goes with it
+        if child.pid is not None:
+            child.kill()
+            child.join()
         raise
+    finally:
+        stop.set()
+        beats.join()
+
+
+def _beat(client: Any, run_id: UUID, worker: str, stop: threading.Event, child: Any) -> None:
+    """Every RUNWAY_HEARTBEAT_SECONDS until `stop`, tell the orchestrator this agent still runs the
+    run. If it answers that the run is no longer this agent's (it was presumed dead and the run
+    went elsewhere), stop the child: the run must not go on twice."""
+    while not stop.wait(settings.RUNWAY_HEARTBEAT_SECONDS):
+        try:
+            held = client.heartbeat_flow_runs([run_id], worker)
+        except Exception:  # the orchestrator is briefly unreachable: the next beat may pass
+            logger.warning("heartbeat for flow run %s failed", run_id, exc_info=True)
+            continue
+        if not held:
+            logger.error("flow run %s is no longer held by this agent (presumed dead); stopping its process", run_id)
+            if child.pid is not None:
+                child.kill()
+            return
 
 
 def _exit_text(code: int) -> str:
@@ -148,10 +168,10 @@ class ReleaseDueRuns(bootsteps.StartStopStep):
 
 
 @celeryd_after_setup.connect
-def _serve_runway_queue(sender: str, instance: Any, **_: Any) -> None:
-    """Every worker also consumes Runway's own queue (CELERY_TASK_DEFAULT_QUEUE), where beat sends
-    its jobs: `celery worker -Q etl-queue` alone is enough to run schedules."""
+def _serve_system_queue(sender: str, instance: Any, **_: Any) -> None:
+    """Every worker also consumes Runway's system queue (RUNWAY_SYSTEM_QUEUE), where beat sends its
+    jobs: `celery worker -Q etl-queue` alone is enough to run schedules. (Not the default queue of
+    task runs: an agent whose processes all run flows must not take a task run a flow waits for.)"""
     queues = instance.app.amqp.queues
-    default = instance.app.conf.task_default_queue
-    if queues.consume_from and default not in queues.consume_from:
-        queues.select_add(default)
+    if queues.consume_from and settings.RUNWAY_SYSTEM_QUEUE not in queues.consume_from:
+        queues.select_add(settings.RUNWAY_SYSTEM_QUEUE)

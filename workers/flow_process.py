@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from uuid import UUID
 
@@ -29,9 +30,12 @@ from django.apps import apps  # noqa: E402
 if not apps.ready:  # in the fork server; an agent's pool process has Django set up already
     django.setup()
 
+from sdk.client import get_client  # noqa: E402
 from sdk.engine.calls import run_flow_run  # noqa: E402  (imported once, in the fork server)
+from sdk.engine.propose import propose_now  # noqa: E402
 from sdk.entrypoints import load  # noqa: E402
 from sdk.flows import Flow  # noqa: E402
+from sdk.states import Crashed  # noqa: E402
 
 WATCH_SECONDS = 0.2
 
@@ -39,10 +43,15 @@ WATCH_SECONDS = 0.2
 def run_child(flow_run_id: str, code_path: str, entrypoint: str, agent_pid: int) -> None:
     """The fork server's child: run the flow run, then exit (0 whatever the run's outcome)."""
     _die_with_agent(agent_pid)
-    os.chdir(code_path)  # the flow's relative paths are those of its stored code
-    flow = load(_reference(code_path, entrypoint))
-    if not isinstance(flow, Flow):
-        print(f"{entrypoint} in {code_path} is not a @flow (got {type(flow).__name__})", file=sys.stderr)
+    try:
+        os.chdir(code_path)  # the flow's relative paths are those of its stored code
+        flow = load(_reference(code_path, entrypoint))
+        if not isinstance(flow, Flow):
+            raise TypeError(f"{entrypoint} is not a @flow (got {type(flow).__name__})")
+    except Exception as exc:  # recorded on the run, which then ends: starting it again would fail again
+        traceback.print_exc()
+        why = f"Crashed: the flow could not be loaded from its deployment's code in {code_path}: {type(exc).__name__}: {exc}"
+        propose_now(get_client(), Crashed(message=why), flow_run_id=UUID(flow_run_id))
         sys.exit(2)
     run_flow_run(flow, UUID(flow_run_id))
 

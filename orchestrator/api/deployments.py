@@ -13,7 +13,6 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -193,10 +192,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         parameter the flow does not take, or a required one missing)."""
         data = DeploymentRunIn(data=request.data)
         data.is_valid(raise_exception=True)
-        fields = data.validated_data
-        if fields["parent_flow_run_id"] and not FlowRun.objects.filter(pk=fields["parent_flow_run_id"]).exists():
-            raise ValidationError({"parent_flow_run_id": [f"flow run {fields['parent_flow_run_id']} does not exist"]})
-        run = services.deployment_run_create(ref=pk, **fields)
+        run = services.deployment_run_create(ref=pk, **data.validated_data)
         return Response(FlowRunOut(FlowRun.objects.select_related("flow").get(pk=run.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ScheduleChoiceIn, responses=DeploymentOut)

@@ -91,8 +91,7 @@ def _release_from(queue: WorkQueue, now: datetime, batch: int) -> list[Released]
             return []
         room = batch
         if locked.concurrency_limit is not None:
-            active = FlowRun.objects.filter(work_queue_name=locked.name, state_type__in=ACTIVE_TYPES).count()
-            room = min(batch, locked.concurrency_limit - active)
+            room = min(batch, locked.concurrency_limit - _active_count(locked.name))
         if room <= 0:
             return []
         due = (FlowRun.objects.select_for_update(skip_locked=True)
@@ -107,6 +106,13 @@ def _release_from(queue: WorkQueue, now: datetime, batch: int) -> list[Released]
             FlowRun.objects.filter(pk=run_id).update(work_queue_name=locked.name, worker="", heartbeat=now)
             released.append(Released(run_id, locked.name))
     return released
+
+
+def _active_count(queue: str) -> int:
+    """The queue's runs that count against its limit: Pending, Running, Cancelling, and those an
+    agent holds while they wait for their next attempt (a flow's own retry, AwaitingRetry)."""
+    runs = FlowRun.objects.filter(work_queue_name=queue)
+    return (runs.filter(state_type__in=ACTIVE_TYPES) | runs.filter(state_type=StateType.SCHEDULED).exclude(worker="")).count()
 
 
 def unclaimed_runs_to_resend(*, older_than: float, queue_names: list[str] | None = None,
@@ -150,6 +156,9 @@ def flow_run_claim(*, flow_run_id: UUID, worker: str, hostname: str, pid: int | 
             raise ObjectNotFound(f"flow run {flow_run_id} does not exist")
         deployment = Deployment.objects.filter(pk=run.deployment_id).first()
         if deployment is None:
+            if run.state_type == StateType.PENDING and not run.worker:  # released, then its deployment deleted
+                gone = State(StateType.CANCELLED, message="Its deployment was deleted before an agent started it")
+                flow_run_set_state(flow_run_id=run.pk, state=gone, force=True)
             return FlowRunClaim(FINISHED, "it is not the run of a deployment (or its deployment was deleted)")
         if run.state_type not in ACTIVE_TYPES[:2]:
             return FlowRunClaim(FINISHED, f"the run is {run.state_name}, not waiting for an agent")
@@ -170,11 +179,15 @@ def flow_run_heartbeat(*, flow_run_ids: list[UUID], worker: str) -> int:
 
 
 def flow_run_process_exited(*, flow_run_id: UUID, worker: str, why: str) -> str:
-    """The agent's process for the run ended; if it left the run unfinished (killed, out of memory),
-    the run is Crashed and retried if it may be. Returns the run's state name afterwards."""
+    """The agent's process for the run ended. If it left the run Running (killed, out of memory),
+    the run is Crashed and retried if it may be; if it never started it (its code could not be
+    loaded), the run is Crashed for good: starting it again would fail again. A run waiting for
+    its next attempt is given back, to be released again. Returns the run's state name afterwards."""
     with transaction.atomic():
         run = FlowRun.objects.select_for_update().filter(pk=flow_run_id, worker=worker).first()
-        if run is not None:
+        if run is not None and run.state_type == StateType.PENDING:
+            flow_run_set_state(flow_run_id=run.pk, state=State(StateType.CRASHED, message=why), force=True)
+        elif run is not None:
             _lose(run, timezone.now(), why=why)
     return FlowRun.objects.filter(pk=flow_run_id).values_list("state_name", flat=True).first() or ""
 

@@ -77,9 +77,11 @@ def deployment_runs_create(deployment: Deployment, now: datetime | None = None) 
 
 
 def future_runs_delete(deployment: Deployment) -> int:
-    """Delete the runs the schedules made that have not been released (paused, or schedules replaced)."""
+    """Delete the runs the schedules made for times still to come (paused, or schedules replaced).
+    Runs already due, Late ones waiting for an agent among them, stay and run."""
     future = FlowRun.objects.filter(deployment=deployment, state_type=StateType.SCHEDULED, worker="",
-                                    idempotency_key__startswith=KEY_PREFIX, run_count=0)  # fmt: skip
+                                    idempotency_key__startswith=KEY_PREFIX, run_count=0,
+                                    next_scheduled_start_time__gt=timezone.now())  # fmt: skip
     deleted, _ = future.delete()
     return deleted
 

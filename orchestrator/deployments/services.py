@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -17,7 +17,7 @@ from orchestrator.deployments.models import DEFAULT_QUEUE, Deployment, Deploymen
 from orchestrator.deployments.schedules import schedule_from
 from orchestrator.exceptions import InvalidInput, ObjectNotFound
 from orchestrator.runs.models import FlowRun
-from orchestrator.runs.services import flow_get_or_create, flow_run_create, friendly_run_name
+from orchestrator.runs.services import flow_get_or_create, flow_run_create, flow_run_set_state, friendly_run_name
 from orchestrator.schemas import State, StateDetails, StateType
 
 MAX_INT = 2**31 - 1  # what the integer columns hold
@@ -180,6 +180,8 @@ def deployment_run_create(*, ref: str, parameters: dict[str, Any] | None = None,
     same key returns the run it made (a schedule's slot is created once). A run started from
     inside a flow run (`run_deployment`) names it as its parent: it shows as a subflow run."""
     deployment = deployment_get(ref=ref)
+    if parent_flow_run_id is not None and not FlowRun.objects.filter(pk=parent_flow_run_id).exists():
+        raise InvalidInput(f"parent flow run {parent_flow_run_id} does not exist")
     merged = {**deployment.parameters, **(parameters or {})}
     label = str(deployment)
     check_parameters(merged, deployment.parameter_schema, label)
@@ -235,11 +237,17 @@ def deployment_schedule_set_active(*, ref: str, active: bool, schedule_id: int |
 
 
 def deployment_delete(*, ref: str) -> None:
-    """Delete the deployment and its upcoming scheduled runs; its past runs stay, no longer linked to it."""
+    """Delete the deployment and its upcoming scheduled runs; its runs that are waiting for an agent
+    are Cancelled (nothing could run them any more); its other runs stay, no longer linked to it."""
     deployment = deployment_get(ref=ref)
     with transaction.atomic():
         scheduling.future_runs_delete(deployment)
         scheduling.periodic_tasks_delete(deployment.pk)
+        waiting = FlowRun.objects.filter(deployment=deployment, worker="",
+                                         state_type__in=(StateType.SCHEDULED, StateType.PENDING))  # fmt: skip
+        for run_id in list(waiting.values_list("pk", flat=True)):
+            gone = State(StateType.CANCELLED, message=f"Its deployment {deployment} was deleted before it ran")
+            flow_run_set_state(flow_run_id=run_id, state=gone, force=True)
         deployment.delete()
 
 
@@ -259,9 +267,9 @@ def _policy(policy: dict[str, Any] | None) -> dict[str, Any]:
         raise InvalidInput(f"empirical_policy: unknown key(s) {', '.join(sorted(unknown))}; use retries and retry_delay")
     retries, delay = policy.get("retries", 0), policy.get("retry_delay", 0)
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_INT:
-        raise InvalidInput(f"retries must be a whole number of 0 or more, not {retries!r}")
+        raise InvalidInput(f"empirical_policy: retries must be a whole number of 0 or more, not {retries!r}")
     if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 10**7:
-        raise InvalidInput(f"retry_delay must be a number of seconds of 0 or more, not {delay!r}")
+        raise InvalidInput(f"empirical_policy: retry_delay must be a number of seconds of 0 or more, not {delay!r}")
     return {"retries": retries, "retry_delay": delay}
 
 

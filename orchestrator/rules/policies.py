@@ -5,6 +5,7 @@ from orchestrator.rules import core
 
 CORE_FLOW_POLICY = [
     core.PreventDuplicateTransitions,
+    core.AbortSupersededProposals,  # an agent's process that lost its run (its agent presumed dead)
     core.RejectIllegalTransitions,
     core.FinishUnfinishedTaskRuns,  # before any rule that may rewrite Cancelling to Cancelled
     core.BypassCancellingRunsWithNoProcess,
@@ -36,5 +37,5 @@ CORE_TASK_POLICY = [
 # force=True: an authoritative writer (the engine marking NotReady, an operator, the
 # sweep crashing runs whose process died) skips the core rules but keeps idempotency,
 # bookkeeping, and a crashed or cancelled flow run still takes its task runs with it.
-MINIMAL_FLOW_POLICY = [core.PreventDuplicateTransitions, core.FinishUnfinishedTaskRuns]
+MINIMAL_FLOW_POLICY = [core.PreventDuplicateTransitions, core.AbortSupersededProposals, core.FinishUnfinishedTaskRuns]
 MINIMAL_TASK_POLICY = [core.PreventDuplicateTransitions, core.AbortSupersededProposals]

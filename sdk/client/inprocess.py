@@ -172,6 +172,7 @@ class InProcessClient(OrchestrationClient):
         def read() -> dict[str, Any]:
             run = flow_run_get(flow_run_id=flow_run_id)
             return {"name": run.name, "parameters": run.parameters, "tags": run.tags, "deployment_id": run.deployment_id,
+                    "run_count": run.run_count,
                     "parent_flow_run_id": run.parent_flow_run_id, "state": state_from_row(run.state) if run.state_id else None}  # fmt: skip
 
         return self._call(read)

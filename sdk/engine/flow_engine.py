@@ -35,6 +35,7 @@ class FlowRunEngine:
         self.flow, self.parameters, self.client, self.parent = flow, parameters, client, parent
         self.state: State | None = None
         self._crash_recorded = False
+        self.attached = False  # a run made elsewhere (a deployment's), taken on by this process
 
     def create(self) -> None:
         flow = self.flow
@@ -61,8 +62,10 @@ class FlowRunEngine:
         it as it runs any other."""
         found = self.client.read_flow_run(flow_run_id)
         self.parameters = found["parameters"]
-        self.run = RunInfo(id=flow_run_id, name=found["name"], parameters=self.parameters, tags=found["tags"])
+        self.run = RunInfo(id=flow_run_id, name=found["name"], parameters=self.parameters, tags=found["tags"],
+                           run_count=found["run_count"])  # fmt: skip
         self.state = State.from_schema(found["state"])
+        self.attached = True
         self.context = self._new_context()
         get_logger("runway.engine").info(f"Running flow run {found['name']!r} of flow {self.flow.name!r}")
 
@@ -153,7 +156,8 @@ class FlowRunEngine:
         else:
             message = f"Execution was interrupted: {type(exc).__name__}: {exc}"
         try:
-            self.state = propose_now(self.client, Crashed(message=message, data=exc), flow_run_id=self.run.id)
+            crashed = self._following(Crashed(message=message, data=exc))
+            self.state = propose_now(self.client, crashed, flow_run_id=self.run.id)
         except Exception:  # recording failed: say so, and let the original exception go on
             self.logger.exception("could not record the crash of this flow run")
             return
@@ -179,7 +183,15 @@ class FlowRunEngine:
         return None if get_settings().persist_results else False
 
     def _propose(self, state: State) -> Steps:
-        return (yield from propose(self.client, state, flow_run_id=self.run.id))
+        return (yield from propose(self.client, self._following(state), flow_run_id=self.run.id))
+
+    def _following(self, state: State) -> State:
+        """A run taken on from elsewhere proposes each state as following the one this process last
+        saw: if the run has moved on (its agent was presumed dead and it went to another), the
+        orchestrator aborts the proposal and this process stops (AbortSupersededProposals)."""
+        if self.attached and self.state is not None and self.state.id is not None:
+            state.details.from_state_id = str(self.state.id)
+        return state
 
     def _finish_with(self, state: State) -> Steps:
         self.state = yield from self._propose(state)

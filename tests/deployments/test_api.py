@@ -89,7 +89,7 @@ def test_the_api_runs_a_deployment_with_its_defaults_or_given_parameters_and_ref
     assert again.json()["id"] == custom.json()["id"]
     assert unknown.status_code == bad_parent.status_code == 400
     assert "unknown parameter(s) 'nope'" in unknown.json()["detail"]
-    assert "parent_flow_run_id" in bad_parent.json()["fields"]
+    assert "parent flow run" in bad_parent.json()["detail"] and "does not exist" in bad_parent.json()["detail"]
     assert missing.status_code == 404
 
 

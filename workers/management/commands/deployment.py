@@ -132,6 +132,8 @@ class Command(NounCommand):
 
           python manage.py deployment run pipeline/nightly --param msg=now --watch
         """
+        if timeout is not None and not watch:
+            raise CommandError("--timeout goes with --watch (how long to watch the run)")
         parameters = _parameters(options.get("params_json"), params)
         when = timezone.now() + timedelta(seconds=start_in) if start_in else None
         run = services.deployment_run_create(ref=deployment, parameters=parameters, scheduled_time=when)
