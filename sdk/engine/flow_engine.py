@@ -1,6 +1,7 @@
 """Orchestrating one flow run: create, validate parameters, start, call, wait for tasks, finish, retry."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -188,9 +189,12 @@ class FlowRunEngine:
     def _following(self, state: State) -> State:
         """A run taken on from elsewhere proposes each state as following the one this process last
         saw: if the run has moved on (its agent was presumed dead and it went to another), the
-        orchestrator aborts the proposal and this process stops (AbortSupersededProposals)."""
-        if self.attached and self.state is not None and self.state.id is not None:
-            state.details.from_state_id = str(self.state.id)
+        orchestrator aborts the proposal and this process stops (AbortSupersededProposals).
+        Any other proposal follows nothing, even a task run's state the flow returns as its own."""
+        mine = str(self.state.id) if self.attached and self.state is not None and self.state.id is not None else None
+        if state.details.from_state_id != mine:  # e.g. the final state of a task run this flow returns
+            state = dataclasses.replace(state, details=state.details.copy())
+            state.details.from_state_id = mine
         return state
 
     def _finish_with(self, state: State) -> Steps:
