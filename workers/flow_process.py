@@ -31,6 +31,7 @@ if not apps.ready:  # in the fork server; an agent's pool process has Django set
     django.setup()
 
 from sdk.client import get_client  # noqa: E402
+from sdk.client.inprocess import pid_alive  # noqa: E402
 from sdk.engine.calls import run_flow_run  # noqa: E402  (imported once, in the fork server)
 from sdk.engine.propose import propose_now  # noqa: E402
 from sdk.entrypoints import load  # noqa: E402
@@ -86,11 +87,5 @@ def _alive(pid: int) -> bool:
     """True while `pid` runs (a zombie, dead but not yet reaped, counts as dead)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:  # no /proc (not Linux): ask the kernel whether the pid exists
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+    except OSError:  # gone, or no /proc (not Linux): ask the kernel whether the pid exists
+        return pid_alive(pid)

@@ -1,9 +1,6 @@
 """Agents and beat for the deployment tests: real `celery worker` and `celery beat` processes."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 import time
 import uuid
@@ -12,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.conftest import REPO, Worker, start_worker  # noqa: F401  (start_worker: a fixture)
+from tests.workers.conftest import CeleryProcess, start_worker  # noqa: F401  (start_worker: a fixture)
 
 AGENT_FLOW = '''
 import os
@@ -63,28 +60,11 @@ def agent_flow(tmp_path):
     return write
 
 
-class Beat:
-    """`celery -A workers beat` with the DatabaseScheduler, in a subprocess."""
+class Beat(CeleryProcess):
+    """`celery -A workers beat` with the DatabaseScheduler."""
 
-    def __init__(self, home: Path, **env: str) -> None:
-        self.log_path = home / f"beat-{uuid.uuid4().hex[:6]}.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
-        command = [sys.executable, "-m", "celery", "-A", "workers", "beat", "-l", "info", "--pidfile="]
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **env}, start_new_session=True)  # fmt: skip
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+    def __init__(self, **env: str) -> None:
+        super().__init__(f"beat-{uuid.uuid4().hex[:6]}", ["beat", "-l", "info", "--pidfile="], **env)
 
 
 @pytest.fixture
@@ -93,7 +73,7 @@ def start_beat(start_worker):
     started: list[Beat] = []
 
     def start(**env: str) -> Beat:
-        beat = Beat(Path(os.environ["RUNWAY_HOME"]), **env)
+        beat = Beat(**env)
         started.append(beat)
         wait_until(lambda: "beat: Starting..." in beat.output(), 30, "beat starting")
         return beat

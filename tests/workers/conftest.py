@@ -14,17 +14,38 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-class Worker:
-    """`celery -A workers worker` in a subprocess; `kill()` sends SIGKILL, `stop()` a warm shutdown."""
+class CeleryProcess:
+    """`celery -A workers <args>` in a session of its own, its output in a log file under RUNWAY_HOME;
+    `stop()` asks it to stop and waits."""
+
+    def __init__(self, log_name: str, args: list[str], **env: str) -> None:
+        self.log_path = Path(os.environ["RUNWAY_HOME"]) / f"{log_name}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        command = [sys.executable, "-m", "celery", "-A", "workers", *args]
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **env}, start_new_session=True)  # fmt: skip
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+class Worker(CeleryProcess):
+    """`celery -A workers worker`; `kill()` sends SIGKILL, `stop()` a warm shutdown."""
 
     def __init__(self, queues: str, concurrency: int = 2, name: str | None = None, **env: str) -> None:
         self.name = name or f"w-{uuid.uuid4().hex[:6]}"
-        self.log_path = Path(os.environ["RUNWAY_HOME"]) / f"worker-{self.name}.log"
-        command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
-                   "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle", "-l", "info"]  # fmt: skip
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **env}, start_new_session=True)  # fmt: skip
+        super().__init__(f"worker-{self.name}", ["worker", "-Q", queues, "-c", str(concurrency), "-n", f"{self.name}@%h",
+                                                 "--without-gossip", "--without-mingle", "-l", "info"], **env)  # fmt: skip
 
     def wait_ready(self, timeout: float = 60) -> Worker:
         deadline = time.monotonic() + timeout
@@ -40,19 +61,6 @@ class Worker:
         """SIGKILL to the whole worker (main process and pool children), as when its machine is lost."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture
