@@ -50,7 +50,7 @@ def run_flow_run(self, body: dict) -> None:
     logger.info("running flow run %s of deployment %s (code %s)", run_id, run["deployment"], run["code_version"][:12])
     try:
         code = _run_in_child(client, run_id, worker, run)
-    except Exception as exc:  # the run could not be started: give it back, to be retried or ended
+    except Exception as exc:  # the run could not be started: it ends Crashed, saying why
         client.flow_run_process_exited(run_id, worker=worker, why=f"Crashed: the agent could not run it: {exc!r}")
         raise
     if code != 0:
