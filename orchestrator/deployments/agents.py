@@ -160,7 +160,7 @@ def flow_run_claim(*, flow_run_id: UUID, worker: str, hostname: str, pid: int | 
                 gone = State(StateType.CANCELLED, message="Its deployment was deleted before an agent started it")
                 flow_run_set_state(flow_run_id=run.pk, state=gone, force=True)
             return FlowRunClaim(FINISHED, "it is not the run of a deployment (or its deployment was deleted)")
-        if run.state_type not in ACTIVE_TYPES[:2]:
+        if run.state_type not in (StateType.PENDING, StateType.RUNNING):
             return FlowRunClaim(FINISHED, f"the run is {run.state_name}, not waiting for an agent")
         if run.worker and run.worker != worker and not _quiet(run, now, timeout):
             return FlowRunClaim(HELD, f"agent {run.worker} is running it")
