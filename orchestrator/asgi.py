@@ -2,8 +2,8 @@
 
 HTTP requests are handled whole in a worker thread (orchestrator/server/handler.py says why).
 
-The websocket routes arrive with the live UI; the router is here so one
-process (`python manage.py server`) serves both from the start.
+Websockets carry the live UI (orchestrator/ui/consumers.py): only from this
+site's origins, only for a logged-in session.
 """
 import os
 
@@ -16,13 +16,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from orchestrator.runs import events  # noqa: E402
 from orchestrator.server.handler import SyncRequestHandler  # noqa: E402
+from orchestrator.ui.routing import websocket_urlpatterns  # noqa: E402
 
-websocket_routes: list = []
+events.serve_local_consumers()  # state changes made in this process nudge its open pages
 
 application = ProtocolTypeRouter(
     {
         "http": SyncRequestHandler(),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes))),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "orchestrator.accounts",
     "orchestrator.limits",
     "orchestrator.deployments",
+    "orchestrator.ui",
     "workers",  # commands that load a flow's code (deployment create); the orchestrator's apps never import the SDK
     "orchestrator.server",
 ]
@@ -77,6 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "orchestrator.ui.context.navigation",
             ],
         },
     },
@@ -122,7 +124,9 @@ STATIC_ROOT = RUNWAY_HOME / "staticfiles"  # for `collectstatic`; WhiteNoise war
 STATIC_ROOT.mkdir(exist_ok=True)
 # WhiteNoise serves static files from the apps and static/ directly: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
-LOGIN_URL = "admin:login"
+LOGIN_URL = "ui:login"
+LOGIN_REDIRECT_URL = "ui:dashboard"
+LOGOUT_REDIRECT_URL = "ui:login"
 # Messages in the session, not in a cookie: the admin shows a new API token once in a message.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
@@ -177,8 +181,17 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Channels: one ASGI process serves HTTP and (for the live UI) websockets.
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Channels: one ASGI process serves HTTP and (for the live UI) websockets. Locally the layer is in
+# memory; in production RUNWAY_CHANNEL_LAYER_URL=redis://host:6379/1 shares it between the server
+# processes and the workers, whose state changes then nudge every open page (orchestrator/runs/events.py).
+RUNWAY_CHANNEL_LAYER_URL = env_str("CHANNEL_LAYER_URL", "")
+if RUNWAY_CHANNEL_LAYER_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                  "CONFIG": {"hosts": [RUNWAY_CHANNEL_LAYER_URL]}}}  # fmt: skip
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Each open page reads what changed from the database this often (and at once when nudged).
+RUNWAY_UI_LIVE_SECONDS = env_float("UI_LIVE_SECONDS", 1.0)
 
 LOGGING = {
     "version": 1,

@@ -200,6 +200,26 @@ def deployment_run_create(*, ref: str, parameters: dict[str, Any] | None = None,
     return run
 
 
+def deployment_run_retry(*, flow_run_id: uuid.UUID, by: str = "") -> FlowRun:
+    """Run a finished deployment run again, as the same run: it waits for an agent (AwaitingRetry)
+    and its queue releases it at once. A run that is not a deployment's has no code to run again."""
+    with transaction.atomic():
+        run = FlowRun.objects.select_for_update().filter(pk=flow_run_id).first()
+        if run is None:
+            raise ObjectNotFound(f"flow run {flow_run_id} does not exist")
+        if run.deployment_id is None:
+            raise InvalidInput(f"flow run {run.name!r} is not a deployment's run: run its flow again instead")
+        if run.state_type not in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED, StateType.COMPLETED):
+            raise InvalidInput(f"flow run {run.name!r} is {run.state_name}: only a finished run can be retried")
+        FlowRun.objects.filter(pk=run.pk).update(worker="", heartbeat=None)
+        message = f"Retried by {by}" if by else "Retried on request"
+        state = State(StateType.SCHEDULED, name="AwaitingRetry", message=message,
+                      details=StateDetails(scheduled_time=timezone.now()))  # fmt: skip
+        flow_run_set_state(flow_run_id=run.pk, state=state, force=True)
+    run.refresh_from_db()
+    return run
+
+
 def deployment_set_paused(*, ref: str, paused: bool) -> Deployment:
     """A paused deployment gets no new scheduled runs, and those its schedules made and that have not
     started are removed; resumed, its schedules' upcoming runs are made again at once."""

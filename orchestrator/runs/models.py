@@ -109,6 +109,7 @@ class FlowRun(RunBase):
             models.Index(fields=["state_name"], name="flowrun_state_name"),
             models.Index(fields=["work_queue_name", "state_type", "next_scheduled_start_time"], name="flowrun_queue_due"),
             models.Index(fields=["deployment", "-expected_start_time"], name="flowrun_deployment_time"),
+            models.Index(fields=["state_timestamp"], name="flowrun_state_changed"),  # the live UI's "what changed"
         ]
         constraints = [
             models.UniqueConstraint(

@@ -20,7 +20,7 @@ from orchestrator.exceptions import InvalidInput, ObjectNotFound
 from orchestrator.rules import bookkeeping, policies
 from orchestrator.rules.base import OrchestrationContext
 from orchestrator.rules.engine import orchestrate
-from orchestrator.runs import store
+from orchestrator.runs import events, store
 from orchestrator.runs.models import Flow, FlowRun, LogBatch, TaskRun
 from orchestrator.runs.selectors import state_from_row
 from orchestrator.schemas import TERMINAL_TYPES, OrchestrationResult, SetStateStatus, State, StateType
@@ -229,6 +229,21 @@ def task_run_set_state(*, task_run_id: UUID, state: State, force: bool = False) 
     return _set_state("task", task_run_id, state, force)
 
 
+def flow_run_cancel(*, flow_run_id: UUID, by: str = "") -> OrchestrationResult:
+    """Cancel a flow run on someone's request: one that has not started is Cancelled at once; one
+    running goes Cancelling, for whoever runs it to stop it. A finished run is left as it is."""
+    run = FlowRun.objects.filter(pk=flow_run_id).values("state_type", "state_name", "name").first()
+    if run is None:
+        raise ObjectNotFound(f"flow run {flow_run_id} does not exist")
+    if run["state_type"] in {t.value for t in TERMINAL_TYPES}:
+        raise InvalidInput(f"flow run {run['name']!r} is already {run['state_name']}: only a run that has not "
+                           "finished can be cancelled")  # fmt: skip
+    started = run["state_type"] in (StateType.RUNNING.value, StateType.CANCELLING.value)
+    target = StateType.CANCELLING if started else StateType.CANCELLED
+    message = f"Cancelled by {by}" if by else "Cancelled on request"
+    return flow_run_set_state(flow_run_id=flow_run_id, state=State(target, message=message), force=True)
+
+
 def flow_run_finish_task_runs(
     *, flow_run_id: UUID, state_type: StateType, message: str, only: Iterable[StateType] | None = None
 ) -> int:
@@ -261,6 +276,7 @@ def logs_create(*, logs: Iterable[dict[str, Any]], batch_key: str | None = None)
             except IntegrityError:
                 return 0
         store.insert_logs(store.Db(), rows)
+        events.nudge_after_commit()
     return len(rows)
 
 
@@ -352,6 +368,7 @@ def _set_state(kind: str, run_id: UUID, state: State, force: bool) -> Orchestrat
         ctx = _context(run, current, _fresh(state), kind)
         rules, transforms = _POLICIES[(kind, force)]
         orchestrate(ctx, rules, transforms, lambda c: _write_state(db, c))
+        events.nudge_after_commit()
     return ctx.result(ctx.proposed)
 
 
