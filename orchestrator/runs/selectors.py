@@ -49,21 +49,38 @@ def flow_get(*, name: str) -> Flow:
         raise ObjectNotFound(f"flow {name!r} does not exist; list flows with `python manage.py flow ls`") from None
 
 
-def flow_list_with_run_summary() -> QuerySet[Flow]:
-    """Flows by name, each with `run_count` and its newest run's `last_run_time`, `last_run_state_type/_name`.
+def flow_list_with_last_run() -> QuerySet[Flow]:
+    """Flows by name, each with its newest run's `last_run_time`, `last_run_state_type/_name`.
 
-    "Newest" is the latest expected start, as in flow_run_list; the time shown is
+    "Newest" is the latest expected start (every run has one from its first state), as
+    in flow_run_list, read from the (flow, expected start) index; the time shown is
     when that run started, or is expected to start if it has not yet.
     """
-    newest = FlowRun.objects.filter(flow=OuterRef("pk")).order_by(
-        F("expected_start_time").desc(nulls_last=True), "-id"
+    newest = FlowRun.objects.filter(flow=OuterRef("pk"), expected_start_time__isnull=False).order_by(
+        "-expected_start_time", "-id"
     )
     return flow_list().annotate(
-        run_count=Count("runs"),
         last_run_time=Subquery(newest.values(when=Coalesce("start_time", "expected_start_time"))[:1]),
         last_run_state_type=Subquery(newest.values("state_type")[:1]),
         last_run_state_name=Subquery(newest.values("state_name")[:1]),
     )
+
+
+def flow_list_with_run_summary() -> QuerySet[Flow]:
+    """flow_list_with_last_run, and each flow's `run_count`."""
+    return flow_list_with_last_run().annotate(run_count=Count("runs"))
+
+
+def flow_run_stats_by_flow(*, since: datetime | None = None) -> dict[UUID, dict[str, int]]:
+    """{flow id: {"total", "completed", "finished"}} over the runs expected to start since `since`
+    (all runs if None): one grouped pass over the expected-start index, for success rates."""
+    runs = FlowRun.objects.all() if since is None else FlowRun.objects.filter(expected_start_time__gte=since)
+    rows = runs.order_by().values("flow_id").annotate(
+        total=Count("id"),
+        completed=Count("id", filter=Q(state_type=StateType.COMPLETED.value)),
+        finished=Count("id", filter=Q(state_type__in=[t.value for t in TERMINAL_TYPES])),
+    )
+    return {row.pop("flow_id"): row for row in rows}
 
 
 def flow_run_list(

@@ -29,8 +29,10 @@ def screenshots() -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module-scoped: while Playwright runs, its event loop is current in this thread, and the
+    ORM refuses to run here (see `orm`); it must be gone before other modules' tests run."""
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):

@@ -15,7 +15,7 @@ register = template.Library()
 
 # One icon per state type; the state's name is always written beside it.
 ICONS = {"COMPLETED": "✔", "FAILED": "✖", "CRASHED": "⚠", "RUNNING": "▶", "PENDING": "◌", "SCHEDULED": "◷",
-         "CANCELLED": "⊘", "CANCELLING": "⊘", "PAUSED": "⏸", "NONE": "·"}  # fmt: skip
+         "CANCELLED": "⊘", "CANCELLING": "⊘", "PAUSED": "‖", "NONE": "·"}  # fmt: skip
 LOG_LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 
 

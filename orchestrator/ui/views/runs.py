@@ -4,7 +4,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -18,6 +18,7 @@ from orchestrator.runs.models import FlowRun, TaskRun
 from orchestrator.runs.services import flow_run_cancel
 from orchestrator.schemas import TERMINAL_TYPES
 from orchestrator.ui import charts, cursors, dashboard, logs
+from orchestrator.ui.filters import RANGE_LABELS
 from orchestrator.ui.views.common import act, filter_context, read_filter, render_filtered, user_label
 
 GRAPH_LIMIT = 300  # task runs drawn in a flow run's timeline and graph
@@ -33,12 +34,18 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def flows_page(request: HttpRequest) -> HttpResponse:
-    flows = selectors.flow_list_with_run_summary().annotate(
-        completed=Count("runs", filter=Q(runs__state_type="COMPLETED")),
-        finished=Count("runs", filter=Q(runs__state_type__in=FINISHED)),
-        deployment_count=Count("deployments", distinct=True),
-    )
-    return render(request, "ui/flows.html", {"flows": flows[:500]})
+    """Each flow's newest run and its success rate over the chosen time range (7 days by default)."""
+    run_filter, error = read_filter(request, default_range="7d")
+    since, _ = run_filter.window()
+    flows = list(selectors.flow_list_with_last_run()[:500])
+    stats = selectors.flow_run_stats_by_flow(since=since)
+    deployments = dict(Deployment.objects.order_by().values_list("flow_id").annotate(n=Count("id")))
+    for flow in flows:
+        flow.stats = stats.get(flow.pk, {"total": 0, "completed": 0, "finished": 0})
+        flow.deployment_count = deployments.get(flow.pk, 0)
+    context = {"flows": flows, "filter": run_filter, "filter_error": error,
+               "range_labels": [r for r in RANGE_LABELS if r[0] != "custom"]}  # fmt: skip
+    return render_filtered(request, "ui/flows.html", context, error)
 
 
 @login_required

@@ -1,0 +1,168 @@
+"""The UI's views through Django's test client on the real test database: access, filters, cursor
+pages, saved views, buttons (services) and the live changes, without a browser."""
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from orchestrator.runs.models import FlowRun
+from orchestrator.runs.services import flow_get_or_create, flow_run_create, flow_run_set_state
+from orchestrator.schemas import State, StateDetails, StateType
+from orchestrator.ui import live
+from orchestrator.ui.forms import ParametersForm
+
+PAGES = ["/", "/flows/", "/flow-runs/", "/task-runs/", "/deployments/", "/work-queues/", "/concurrency-limits/",
+         "/tokens/", "/settings/", f"/runs/{uuid.uuid4()}/", "/live/?page=runs"]  # fmt: skip
+
+
+@pytest.fixture
+def user():
+    return get_user_model().objects.create_user(username=f"p-{uuid.uuid4().hex[:8]}", password="pw-for-tests-1")
+
+
+@pytest.fixture
+def browser_client(user):
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    return client
+
+
+def _runs(flow_name: str, count: int, state: StateType = StateType.COMPLETED) -> list[FlowRun]:
+    """`count` runs of a new flow, one a minute apart, newest first (as the lists show them)."""
+    flow = flow_get_or_create(name=flow_name)
+    start = timezone.now() - timedelta(days=1)
+    made = []
+    for i in range(count):
+        when = start + timedelta(minutes=i)
+        run, _ = flow_run_create(flow_id=flow.id, name=f"r{i}", tags=["ui-test", f"n{i % 2}"],
+                                 state=State(StateType.SCHEDULED, details=StateDetails(scheduled_time=when)))  # fmt: skip
+        if state != StateType.SCHEDULED:
+            flow_run_set_state(flow_run_id=run.id, state=State(state), force=True)
+        made.append(run)
+    return made[::-1]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_asks_a_visitor_who_is_not_logged_in_to_log_in(path):
+    response = Client(HTTP_HOST="localhost").get(path)
+    assert response.status_code == 302 and response["Location"].startswith("/login/?next=")
+
+
+def test_a_bad_filter_is_named_on_the_page_and_nothing_is_listed(browser_client):
+    response = browser_client.get("/flow-runs/?state=DONE&range=7d")
+    assert response.status_code == 400
+    assert "unknown state &#x27;DONE&#x27;; choose from SCHEDULED" in response.content.decode()
+    bad_time = browser_client.get("/flow-runs/?range=custom&since=yesterday")
+    assert bad_time.status_code == 400 and "since=&#x27;yesterday&#x27; is not a date and time" in bad_time.content.decode()
+    assert browser_client.get("/flow-runs/?after=not-a-cursor").status_code == 404
+
+
+def _listed(client, path: str, **query: str) -> tuple[list[str], str | None, str | None]:
+    """The run ids a list page shows, and its Older and Newer cursors, read from the HTML."""
+    html = client.get(path, query).content.decode()
+    ids = re.findall(r'<tr data-run-id="([0-9a-f-]+)"', html)
+    older = re.search(r'after=([A-Za-z0-9_-]+)" rel="next"', html)
+    newer = re.search(r'before=([A-Za-z0-9_-]+)" rel="prev"', html)
+    return ids, older and older.group(1), newer and newer.group(1)
+
+
+def test_cursor_pages_list_every_run_once_in_order_both_ways(browser_client):
+    name = f"pages-{uuid.uuid4().hex[:6]}"
+    runs = _runs(name, 120)
+    pages, cursor = [], None
+    while True:
+        ids, older, newer = _listed(browser_client, "/flow-runs/", flow=name, **({"after": cursor} if cursor else {}))
+        pages.append((ids, newer))
+        if not older:
+            break
+        cursor = older
+    assert [i for ids, _ in pages for i in ids] == [str(r.pk) for r in runs]
+    assert [len(ids) for ids, _ in pages] == [50, 50, 20]
+    back, _, _ = _listed(browser_client, "/flow-runs/", flow=name, before=pages[2][1])
+    assert back == pages[1][0]
+
+
+def test_filters_combine_and_a_list_costs_the_same_queries_for_ten_rows_or_fifty(browser_client):
+    name = f"filters-{uuid.uuid4().hex[:6]}"
+    _runs(name, 10)
+    failed = _runs(name + "-f", 60, StateType.FAILED)
+    ids, _, _ = _listed(browser_client, "/flow-runs/", flow=name + "-f", state="FAILED", tag="n1")
+    assert set(ids) == {str(r.pk) for r in failed if r.tags[1] == "n1"} and len(ids) == 30
+    with CaptureQueriesContext(connection) as few:
+        browser_client.get("/flow-runs/", {"flow": name})
+    with CaptureQueriesContext(connection) as many:
+        browser_client.get("/flow-runs/", {"flow": name + "-f"})
+    assert len(few) == len(many) <= 12
+
+
+def test_a_saved_view_is_the_user_s_own(browser_client, user):
+    response = browser_client.post("/views/", {"name": "Failed", "page": "flow_runs", "query": "state=FAILED"})
+    assert response.status_code == 302 and response["Location"] == "/flow-runs/?state=FAILED"
+    assert "Failed" in browser_client.get("/").content.decode()
+    other = Client(HTTP_HOST="localhost")
+    other.force_login(get_user_model().objects.create_user(username=f"o-{uuid.uuid4().hex[:8]}"))
+    assert 'class="saved-view"' not in other.get("/").content.decode()
+    view = user.saved_views.get()
+    assert other.post(f"/views/{view.pk}/delete/").status_code == 404
+
+
+def test_a_button_without_a_csrf_token_is_refused(user):
+    client = Client(HTTP_HOST="localhost", enforce_csrf_checks=True)
+    client.force_login(user)
+    run = _runs(f"csrf-{uuid.uuid4().hex[:6]}", 1, StateType.SCHEDULED)[0]
+    assert client.post(f"/runs/{run.pk}/cancel/").status_code == 403
+    assert FlowRun.objects.get(pk=run.pk).state_type == "SCHEDULED"
+
+
+def test_cancel_ends_a_waiting_run_at_once_and_asks_a_running_one_to_stop(browser_client):
+    waiting, running, done = _runs(f"cancel-{uuid.uuid4().hex[:6]}", 3, StateType.SCHEDULED)
+    flow_run_set_state(flow_run_id=running.pk, state=State(StateType.RUNNING), force=True)
+    flow_run_set_state(flow_run_id=done.pk, state=State(StateType.COMPLETED), force=True)
+    for run in (waiting, running, done):
+        browser_client.post(f"/runs/{run.pk}/cancel/")
+    assert FlowRun.objects.get(pk=waiting.pk).state_type == "CANCELLED"
+    assert FlowRun.objects.get(pk=running.pk).state_type == "CANCELLING"
+    assert FlowRun.objects.get(pk=done.pk).state_type == "COMPLETED"
+    page = browser_client.get(f"/runs/{done.pk}/", follow=True).content.decode()
+    assert "is already Completed: only a run that has not finished can be cancelled" in page
+
+
+def test_retry_is_refused_for_a_run_that_is_not_a_deployment_s(browser_client):
+    run = _runs(f"retry-{uuid.uuid4().hex[:6]}", 1, StateType.FAILED)[0]
+    page = browser_client.post(f"/runs/{run.pk}/retry/", follow=True).content.decode()
+    assert "is not a deployment&#x27;s run" in page
+    assert FlowRun.objects.get(pk=run.pk).state_type == "FAILED"
+
+
+def test_live_changes_send_each_new_state_once():
+    run = _runs(f"live-{uuid.uuid4().hex[:6]}", 1, StateType.SCHEDULED)[0]
+    sub = live.subscription({"page": "runs", "query": f"flow={run.flow.name}"})
+    seen = live.Seen(since=timezone.now() - timedelta(seconds=1))
+    first = live.changes(sub, seen)
+    assert [row["id"] for row in first["runs"]] == [str(run.pk)]
+    assert live.changes(sub, seen) == {}  # nothing new: nothing sent, even within the look-back
+    flow_run_set_state(flow_run_id=run.pk, state=State(StateType.RUNNING), force=True)
+    again = live.changes(sub, seen)
+    assert "Running" in again["runs"][0]["html"]
+    with pytest.raises(Exception, match="unknown state"):
+        live.subscription({"page": "runs", "query": "state=NOPE"})
+
+
+def test_the_parameter_form_follows_the_flow_s_schema():
+    schema = {"properties": {"count": {"type": "integer"}, "mode": {"enum": ["fast", "slow"]},
+                             "dry": {"type": "boolean"}, "items": {"type": "array"}},
+              "required": ["count", "mode"]}  # fmt: skip
+    form = ParametersForm(schema, {"mode": "fast"}, {"count": "3", "mode": '"slow"', "dry": "true", "items": "[1, 2]"})
+    assert form.is_valid(), form.errors
+    assert form.parameters() == {"count": 3, "mode": "slow", "dry": True, "items": [1, 2]}
+    assert form.fields["count"].required and not form.fields["mode"].required  # mode has a default
+    bad = ParametersForm(schema, {}, {"count": "", "mode": '"fast"', "items": "[1,"})
+    assert not bad.is_valid() and set(bad.errors) == {"count", "items"}
