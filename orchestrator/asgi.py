@@ -16,11 +16,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from orchestrator.runs import events  # noqa: E402
 from orchestrator.server.handler import SyncRequestHandler  # noqa: E402
 from orchestrator.ui.routing import websocket_urlpatterns  # noqa: E402
-
-events.serve_local_consumers()  # state changes made in this process nudge its open pages
 
 application = ProtocolTypeRouter(
     {

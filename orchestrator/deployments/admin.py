@@ -8,6 +8,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -21,22 +22,37 @@ from orchestrator.exceptions import InvalidInput
 
 @admin.register(WorkQueue)
 class WorkQueueAdmin(admin.ModelAdmin):
-    list_display = ["name", "priority", "is_paused", "concurrency_limit", "filter_tags", "updated"]
-    list_filter = ["is_paused"]
+    list_display = ["name", "priority", "is_paused", "concurrency_limit", "filter_tags", "deployment_count",
+                    "ui_link", "updated"]  # fmt: skip
+    list_filter = ["is_paused", ("concurrency_limit", admin.EmptyFieldListFilter)]
     search_fields = ["name", "description"]
     filter_horizontal = ["filter_deployments"]
     readonly_fields = ["created", "updated"]
     actions = ["pause", "resume"]
 
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(deployment_count=Count("deployments"))
+
+    @admin.display(description="Deployments", ordering="deployment_count")
+    def deployment_count(self, queue: WorkQueue) -> int:
+        return queue.deployment_count
+
+    @admin.display(description="Dashboard")
+    def ui_link(self, queue: WorkQueue) -> str:
+        return format_html('<a href="{}">Runs and preview</a>', reverse("ui:work-queue", args=[queue.name]))
+
     @admin.action(description="Pause the selected work queues")
     def pause(self, request: HttpRequest, queryset) -> None:
-        count = queryset.update(is_paused=True)
-        self.message_user(request, f"Paused {count} work queue(s): they release no runs until resumed.", messages.SUCCESS)
+        for name in queryset.values_list("name", flat=True):
+            services.work_queue_set_paused(name=name, paused=True)
+        self.message_user(request, f"Paused {queryset.count()} work queue(s): they release no runs until resumed.",
+                          messages.SUCCESS)  # fmt: skip
 
     @admin.action(description="Resume the selected work queues")
     def resume(self, request: HttpRequest, queryset) -> None:
-        count = queryset.update(is_paused=False)
-        self.message_user(request, f"Resumed {count} work queue(s).", messages.SUCCESS)
+        for name in queryset.values_list("name", flat=True):
+            services.work_queue_set_paused(name=name, paused=False)
+        self.message_user(request, f"Resumed {queryset.count()} work queue(s).", messages.SUCCESS)
 
 
 class DeploymentRunForm(forms.Form):
@@ -73,8 +89,9 @@ class DeploymentChangeForm(forms.ModelForm):
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
     form = DeploymentChangeForm
-    list_display = ["__str__", "work_queue", "is_paused", "version", "short_code_version", "run_link", "updated"]
-    list_filter = ["is_paused", "work_queue"]
+    list_display = ["__str__", "work_queue", "is_paused", "schedule_list", "version", "short_code_version", "run_link",
+                    "updated"]  # fmt: skip
+    list_filter = ["is_paused", "work_queue", "flow"]
     search_fields = ["name", "flow__name", "description", "entrypoint"]
     list_select_related = ["flow", "work_queue"]
     readonly_fields = ["flow", "name", "is_paused", "entrypoint", "source", "code_path", "code_version",
@@ -98,6 +115,9 @@ class DeploymentAdmin(admin.ModelAdmin):
     @admin.display(description="Schedules")
     def schedule_list(self, deployment: Deployment) -> str:
         return "; ".join(str(row) for row in deployment.schedules.all()) or "none"
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("schedules")
 
     @admin.display(description="Run")
     def run_link(self, deployment: Deployment) -> str:

@@ -4,51 +4,60 @@ The database is the truth: each open page reads what changed from it every
 RUNWAY_UI_LIVE_SECONDS (orchestrator/ui/live.py). A nudge only makes the pages
 look at once. It is sent where it can reach a page: from every process when
 the channel layer is shared (Redis, RUNWAY_CHANNEL_LAYER_URL), and from the
-server process itself with the local in-memory layer. At most one nudge per
-NUDGE_INTERVAL per process, so a burst of states costs one message.
+server process itself with the local in-memory layer. A process sends at most
+one nudge per NUDGE_INTERVAL: the first change of a burst is sent at once and
+the rest of the burst in one nudge at the end of the interval, so the last
+change is never left waiting for the pages' own look.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
 GROUP = "runway-live"
 NUDGE_INTERVAL = 0.2
-_state = {"local_consumers": False, "last": 0.0}
+_state: dict[str, Any] = {"loop": None, "last": 0.0, "timer": None}
 _lock = threading.Lock()
 log = logging.getLogger(__name__)
 
 
-def serve_local_consumers() -> None:
-    """Called by the ASGI application: this process has pages listening on its in-memory layer."""
-    _state["local_consumers"] = True
-
-
-def _enabled() -> bool:
-    return _state["local_consumers"] or bool(settings.RUNWAY_CHANNEL_LAYER_URL)
+def serve_local_consumers(loop: asyncio.AbstractEventLoop) -> None:
+    """Called by a live page's consumer: this process's pages listen on `loop`, where nudges go."""
+    _state["loop"] = loop
 
 
 def nudge_after_commit() -> None:
     """Ask the live pages to look for changes once the current transaction commits."""
-    if not _enabled():
-        return
-    now = time.monotonic()
+    if _state["loop"] is not None or settings.RUNWAY_CHANNEL_LAYER_URL:
+        transaction.on_commit(_request)
+
+
+def _request() -> None:
     with _lock:
-        if now - _state["last"] < NUDGE_INTERVAL:
-            return
-        _state["last"] = now
-    transaction.on_commit(_send)
+        if _state["timer"] is not None:
+            return  # a nudge is already due: it covers this change too
+        wait = max(0.0, _state["last"] + NUDGE_INTERVAL - time.monotonic())
+        timer = _state["timer"] = threading.Timer(wait, _fire)
+        timer.daemon = True
+    timer.start()
 
 
-def _send() -> None:
-    from asgiref.sync import async_to_sync
+def _fire() -> None:
+    with _lock:
+        _state["timer"], _state["last"] = None, time.monotonic()
     from channels.layers import get_channel_layer
 
+    message = get_channel_layer().group_send(GROUP, {"type": "live.nudge"})
     try:
-        async_to_sync(get_channel_layer().group_send)(GROUP, {"type": "live.nudge"})
+        if _state["loop"] is not None:  # the layer lives on the server's event loop
+            asyncio.run_coroutine_threadsafe(message, _state["loop"]).result(timeout=5)
+        else:
+            asyncio.run(message)
     except Exception as error:  # a nudge is an optimisation: the pages look by themselves anyway
         log.debug("live nudge not sent: %s", error)

@@ -15,6 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from orchestrator.exceptions import InvalidInput
+from orchestrator.runs import events
 from orchestrator.runs.events import GROUP
 from orchestrator.ui import live
 
@@ -32,6 +33,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.wake = asyncio.Event()
         self.loop_task: asyncio.Task | None = None
         await self.channel_layer.group_add(GROUP, self.channel_name)
+        events.serve_local_consumers(asyncio.get_running_loop())  # this process's changes nudge its pages
         await self.accept()
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:

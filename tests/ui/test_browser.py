@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import time
 import uuid
 
 import pytest
@@ -247,3 +248,27 @@ def test_the_pages_can_be_used_with_the_keyboard_alone(page, live_server):
     # every state badge carries its name as text, not only a colour
     for badge in page.locator(".state").all()[:20]:
         assert badge.locator(".state-name").inner_text().strip()
+
+
+def test_with_the_redis_channel_layer_a_change_made_in_another_process_reaches_the_page_at_once(browser, ui_user):
+    """The page looks by itself only every 60 s here: the row can only come from the flow process's
+    nudge, through Redis, to the server's consumer."""
+    env = {"RUNWAY_CHANNEL_LAYER_URL": "redis://127.0.0.1:6379/3", "RUNWAY_UI_LIVE_SECONDS": "60"}
+    name = f"nudged-{uuid.uuid4().hex[:6]}"
+    server = ServerProcess(**env).start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        log_in(page, server.url, ui_user)
+        page.goto(f"{server.url}/flow-runs/?flow={name}")
+        expect(page.locator("#live-status")).to_have_text(re.compile("Live: updates"))
+        time.sleep(1)  # the first look, made on subscribing, is over
+        started = time.monotonic()
+        done = run_script(_flow_script(name), **env)
+        assert done.returncode == 0, done.stderr
+        row = page.locator("tr[data-run-id]").filter(has_text=name)
+        expect(row.locator(".state")).to_have_text(re.compile("Completed"), timeout=15_000)
+        assert time.monotonic() - started < 30
+    finally:
+        context.close()
+        server.stop()

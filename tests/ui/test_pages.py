@@ -166,3 +166,27 @@ def test_the_parameter_form_follows_the_flow_s_schema():
     assert form.fields["count"].required and not form.fields["mode"].required  # mode has a default
     bad = ParametersForm(schema, {}, {"count": "", "mode": '"fast"', "items": "[1,"})
     assert not bad.is_valid() and set(bad.errors) == {"count", "items"}
+
+
+@pytest.mark.parametrize("path,column", [
+    ("/admin/deployments/deployment/", "Schedules"), ("/admin/deployments/workqueue/", "Deployments"),
+    ("/admin/limits/concurrencylimit/", "Running"), ("/admin/accounts/apitoken/", "Last used"),
+    ("/admin/ui/savedview/", "Query"), ("/admin/ui/preference/", "Palette"),
+])  # fmt: skip
+def test_the_admin_lists_what_the_ui_manages_with_useful_columns(path, column):
+    from orchestrator.accounts.services import token_create
+    from orchestrator.deployments.services import deployment_create
+    from orchestrator.limits.services import concurrency_limit_create
+    from orchestrator.ui.models import Preference, SavedView
+
+    admin = get_user_model().objects.create_superuser(username=f"a-{uuid.uuid4().hex[:8]}", password="pw-admin-1")
+    deployment_create(flow_name=f"adm-{uuid.uuid4().hex[:6]}", name="d", entrypoint="f.py:f", code_path="/x",
+                      code_version="0" * 64, schedules=[{"cron": "0 9 * * *", "timezone": "Europe/Paris"}])  # fmt: skip
+    concurrency_limit_create(tag=f"adm-{uuid.uuid4().hex[:6]}", limit=2)
+    token_create(user=admin, name="adm")
+    SavedView.objects.create(user=admin, name="v", page="flow_runs", query="state=FAILED")
+    Preference.objects.create(user=admin, theme="dark")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(admin)
+    response = client.get(path)
+    assert response.status_code == 200 and column in response.content.decode()
