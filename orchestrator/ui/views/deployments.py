@@ -29,12 +29,21 @@ def _deployment(deployment_id: UUID) -> Deployment:
 
 @login_required
 def deployments_page(request: HttpRequest) -> HttpResponse:
+    """Deployments with their schedules in words and next run; filtered by name, flow, tag and status."""
     rows = (selectors.deployment_list().prefetch_related("schedules")
             .annotate(next_run=Min("flow_runs__next_scheduled_start_time", filter=Q(flow_runs__state_type="SCHEDULED"))))  # fmt: skip
-    search = (request.GET.get("q") or "").strip()
+    search, flow, tag = (request.GET.get(k, "").strip() for k in ("q", "flow", "tag"))
+    status = request.GET.get("status", "")
     if search:
         rows = rows.filter(Q(name__icontains=search) | Q(flow__name__icontains=search))
-    return render(request, "ui/deployments.html", {"deployments": rows[:500], "search": search})
+    if flow:
+        rows = rows.filter(flow__name=flow)
+    if status in ("paused", "active"):
+        rows = rows.filter(is_paused=status == "paused")
+    found = [d for d in rows[:1000] if not tag or tag in (d.tags or [])][:500]
+    flows = Deployment.objects.order_by("flow__name").values_list("flow__name", flat=True).distinct()
+    context = {"deployments": found, "search": search, "flow": flow, "tag": tag, "status": status, "flows": flows}
+    return render(request, "ui/deployments.html", context)
 
 
 @login_required
