@@ -28,6 +28,7 @@ def summary(run_filter: RunFilter) -> dict[str, Any]:
     return {
         "counts": [(t, counts["by_type"].get(t, 0)) for t in STATE_TYPES], "total": counts["total"],
         "history": charts.history(newest, now, start), "history_truncated": counts["total"] > HISTORY_LIMIT,
+        "recent": listed.select_related("deployment")[:LIST_LIMIT],
         "failures": listed.filter(state_type__in=["FAILED", "CRASHED"])[:LIST_LIMIT],
         "late": FlowRun.objects.filter(state_name="Late").select_related("flow", "deployment")
                 .order_by("next_scheduled_start_time")[:LIST_LIMIT],

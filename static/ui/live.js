@@ -31,6 +31,8 @@
         const empty = container.querySelector("tr.empty");
         if (empty) empty.remove();
         container.prepend(fresh);
+        const limit = Number(container.dataset.liveLimit || 0);
+        while (limit && container.rows.length > limit) container.deleteRow(-1);
       } else {
         return;
       }

@@ -272,3 +272,15 @@ def test_with_the_redis_channel_layer_a_change_made_in_another_process_reaches_t
     finally:
         context.close()
         server.stop()
+
+
+def test_the_dashboard_s_latest_runs_show_a_new_run_live(page, live_server):
+    name = f"dash-{uuid.uuid4().hex[:6]}"
+    page.goto(f"{live_server}/")
+    expect(page.locator("#live-status")).to_have_text(re.compile("Live: updates"))
+    page.evaluate("window.__notReloaded = true")
+    done = run_script(_flow_script(name))
+    assert done.returncode == 0, done.stderr
+    latest = page.locator("section[aria-labelledby='recent-h'] tr[data-run-id]")
+    expect(latest.filter(has_text=name).locator(".state")).to_have_text(re.compile("Completed"))
+    assert latest.count() <= 10 and page.evaluate("window.__notReloaded") is True
