@@ -22,6 +22,7 @@ from django.db import transaction
 
 GROUP = "runway-live"
 NUDGE_INTERVAL = 0.2
+SEND_TIMEOUT = 2.0
 _state: dict[str, Any] = {"loop": None, "last": 0.0, "timer": None}
 _lock = threading.Lock()
 log = logging.getLogger(__name__)
@@ -43,8 +44,9 @@ def _request() -> None:
         if _state["timer"] is not None:
             return  # a nudge is already due: it covers this change too
         wait = max(0.0, _state["last"] + NUDGE_INTERVAL - time.monotonic())
+        # Not a daemon: a process that ends right after its last change still sends that nudge
+        # (its exit waits at most NUDGE_INTERVAL and SEND_TIMEOUT for it).
         timer = _state["timer"] = threading.Timer(wait, _fire)
-        timer.daemon = True
     timer.start()
 
 
@@ -56,8 +58,8 @@ def _fire() -> None:
     message = get_channel_layer().group_send(GROUP, {"type": "live.nudge"})
     try:
         if _state["loop"] is not None:  # the layer lives on the server's event loop
-            asyncio.run_coroutine_threadsafe(message, _state["loop"]).result(timeout=5)
+            asyncio.run_coroutine_threadsafe(message, _state["loop"]).result(timeout=SEND_TIMEOUT)
         else:
-            asyncio.run(message)
+            asyncio.run(asyncio.wait_for(message, SEND_TIMEOUT))
     except Exception as error:  # a nudge is an optimisation: the pages look by themselves anyway
         log.debug("live nudge not sent: %s", error)

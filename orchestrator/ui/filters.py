@@ -33,6 +33,7 @@ class RunFilter:
     deployments: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    flow_runs: list[str] = field(default_factory=list)  # task runs of these flow runs (the task runs list)
     range: str = "all"
     since: datetime | None = None
     until: datetime | None = None
@@ -45,8 +46,11 @@ class RunFilter:
         if unknown:
             raise InvalidInput(f"unknown state {unknown[0]!r}; choose from {', '.join(STATE_TYPES)}")
         deployments = [d for d in query.getlist("deployment") if d]
+        flow_runs = [r for r in query.getlist("flow_run") if r]
         for ref in deployments:
             _uuid(ref, "deployment")
+        for ref in flow_runs:
+            _uuid(ref, "flow_run")
         chosen = query.get("range") or default_range
         if chosen not in dict(RANGE_LABELS):
             raise InvalidInput(f"unknown time range {chosen!r}; choose from {', '.join(dict(RANGE_LABELS))}")
@@ -55,12 +59,14 @@ class RunFilter:
             raise InvalidInput("the time range ends before it starts: 'until' must be after 'since'")
         tags = [t.strip() for raw in query.getlist("tag") for t in raw.split(",") if t.strip()]
         return cls(flows=[f for f in query.getlist("flow") if f], deployments=deployments, states=states,
-                   tags=tags, range=chosen, since=since, until=until)  # fmt: skip
+                   tags=tags, flow_runs=flow_runs, range=chosen, since=since, until=until)  # fmt: skip
 
     def window(self, now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
-        """The time range as (start, end), either open."""
+        """The time range as (start, end), either open. "Last 24 hours" ends now: runs scheduled for
+        later are upcoming, not recent (All time shows them)."""
         if self.range in RANGES:
-            return (now or timezone.now()) - RANGES[self.range], None
+            now = now or timezone.now()
+            return now - RANGES[self.range], now
         if self.range == "custom":
             return self.since, self.until
         return None, None
@@ -73,6 +79,8 @@ class RunFilter:
             runs = runs.filter(flow_run_id__in=self._flow_runs(FlowRun.objects.all()).values("id"))
         elif runs.model is FlowRun:
             runs = self._flow_runs(runs)
+        if runs.model is TaskRun and self.flow_runs:
+            runs = runs.filter(flow_run_id__in=self.flow_runs)
         if self.states:
             runs = runs.filter(state_type__in=self.states)
         start, end = self.window()
@@ -94,6 +102,7 @@ class RunFilter:
     def query(self, **extra: str) -> str:
         """The filter as a query string (with `extra` pairs), for links and saved views."""
         pairs = [("flow", f) for f in self.flows] + [("deployment", d) for d in self.deployments]
+        pairs += [("flow_run", r) for r in self.flow_runs]
         pairs += [("state", s) for s in self.states] + [("tag", t) for t in self.tags]
         if self.range != "all":
             pairs.append(("range", self.range))
@@ -104,7 +113,7 @@ class RunFilter:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.flows or self.deployments or self.states or self.tags or self.range != "all")
+        return not (self.flows or self.deployments or self.flow_runs or self.states or self.tags or self.range != "all")
 
 
 def _time(text: str | None, name: str) -> datetime | None:

@@ -45,9 +45,18 @@ def browser():
 
 def orm(fn, *args, **kwargs):
     """Call `fn` (which uses the ORM) in another thread: Playwright's sync API runs an event loop in
-    this one, and Django refuses database calls from a thread with a running loop."""
+    this one, and Django refuses database calls from a thread with a running loop. The thread's
+    connection is closed after (given back to the pool on PostgreSQL)."""
+    from django.db import connections
+
+    def call():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args, **kwargs).result()
+        return pool.submit(call).result()
 
 
 @pytest.fixture

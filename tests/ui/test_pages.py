@@ -190,3 +190,45 @@ def test_the_admin_lists_what_the_ui_manages_with_useful_columns(path, column):
     client.force_login(admin)
     response = client.get(path)
     assert response.status_code == 200 and column in response.content.decode()
+
+
+def test_retry_gives_a_failed_deployment_run_back_to_its_queue_which_releases_it(browser_client):
+    from orchestrator.deployments.agents import release_due_runs
+    from orchestrator.deployments.services import deployment_create, deployment_run_create, work_queue_create
+
+    queue = f"retry-{uuid.uuid4().hex[:6]}"
+    work_queue_create(name=queue)
+    deployment, _ = deployment_create(flow_name=f"retry-{uuid.uuid4().hex[:6]}", name="d", entrypoint="f.py:f",
+                                      code_path="/x", code_version="0" * 64, work_queue_name=queue)  # fmt: skip
+    run = deployment_run_create(ref=str(deployment.pk))
+    FlowRun.objects.filter(pk=run.pk).update(worker="agent-1@host")  # the agent that ran it
+    flow_run_set_state(flow_run_id=run.pk, state=State(StateType.FAILED, message="boom"), force=True)
+    page = browser_client.post(f"/runs/{run.pk}/retry/", follow=True).content.decode()
+    assert "its work queue" in page
+    again = FlowRun.objects.get(pk=run.pk)
+    assert (again.state_type, again.state_name, again.worker) == ("SCHEDULED", "AwaitingRetry", "")
+    assert again.next_scheduled_start_time <= timezone.now()
+    assert [r.flow_run_id for r in release_due_runs(queue_names=[queue])] == [run.pk]
+    assert FlowRun.objects.get(pk=run.pk).state_type == "PENDING"
+
+
+def test_the_task_runs_list_shows_one_flow_run_s_task_runs(browser_client, client):
+    from sdk import flow, task
+
+    @task
+    def step(i: int) -> int:
+        return i
+
+    name = f"tr-{uuid.uuid4().hex[:6]}"
+
+    @flow(name=name)
+    def many() -> None:
+        for i in range(3):
+            step(i)
+
+    many()
+    many()  # a second run, whose task runs are not listed
+    run_id = FlowRun.objects.filter(flow__name=name).order_by("created").first().pk
+    ids, _, _ = _listed(browser_client, "/task-runs/", flow_run=str(run_id))
+    assert len(ids) == 3
+    assert browser_client.get("/task-runs/", {"flow_run": "nope"}).status_code == 400
