@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "orchestrator.accounts",
     "orchestrator.limits",
     "orchestrator.deployments",
+    "orchestrator.notifications",
     "orchestrator.ui",
     "workers",  # commands that load a flow's code (deployment create); the orchestrator's apps never import the SDK
     "orchestrator.server",
@@ -229,7 +230,8 @@ CELERY_WORKER_CONSUMER = "workers.rate_limits:Consumer"  # paces @task(rate_limi
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # task runs may be long: do not hoard messages
 CELERY_TASK_DEFAULT_QUEUE = env_str("DEFAULT_QUEUE", "runway")
-# Beat's jobs (creating schedules' runs) go to this queue, which every worker also consumes.
+# Beat's jobs (creating schedules' runs) and notification deliveries go to this queue, which every
+# worker also consumes.
 RUNWAY_SYSTEM_QUEUE = env_str("SYSTEM_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-system")
 CELERY_TASK_ROUTES = {"runway.schedule_deployment_runs": {"queue": RUNWAY_SYSTEM_QUEUE}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -245,6 +247,9 @@ CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"  # run log lines printed by tasks 
 # be); workers and flows waiting on runs look for such runs every RUNWAY_SWEEP_SECONDS.
 RUNWAY_HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 10.0)
 RUNWAY_HEARTBEAT_TIMEOUT = env_float("HEARTBEAT_TIMEOUT", 30.0)
+# A cancelled flow run's process stops it by itself (it looks every RUNWAY_CANCEL_CHECK_SECONDS);
+# an agent kills a process still running RUNWAY_CANCEL_GRACE_SECONDS after it saw the run Cancelling.
+RUNWAY_CANCEL_GRACE_SECONDS = env_float("CANCEL_GRACE_SECONDS", 10.0)
 RUNWAY_SWEEP_SECONDS = env_float("SWEEP_SECONDS", 5.0)
 # A task run that finds a tag's concurrency limit full waits this long before it asks again
 # (a Celery worker does not hold a slot of its pool meanwhile: the message is sent again later).
@@ -265,3 +270,33 @@ RUNWAY_SCHEDULE_MAX_RUNS = int(env_float("SCHEDULE_MAX_RUNS", 100))
 RUNWAY_SCHEDULE_MIN_RUNS = int(env_float("SCHEDULE_MIN_RUNS", 3))
 RUNWAY_SCHEDULE_SECONDS = env_float("SCHEDULE_SECONDS", 60.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Notifications: rules, channels and deliveries (docs/notifications.md) -----------------------
+# Messages link to the run's page under this address (the URL people open the UI at).
+RUNWAY_UI_URL = env_str("UI_URL", "http://127.0.0.1:8000")
+# Webhooks never reach loopback, private, link-local (cloud metadata) or other non-public addresses,
+# unless their host is listed here: names (hooks.internal), *.suffix, IP addresses or networks (10.0.0.0/8).
+RUNWAY_NOTIFICATION_ALLOWED_HOSTS = env_list("NOTIFICATION_ALLOWED_HOSTS", [])
+# false: webhooks reach only the hosts listed above, public ones included.
+RUNWAY_NOTIFICATION_ALLOW_PUBLIC_HOSTS = env_bool("NOTIFICATION_ALLOW_PUBLIC_HOSTS", True)
+# A failed attempt is tried again after BACKOFF seconds, doubling each time up to BACKOFF_MAX,
+# until MAX_ATTEMPTS attempts were made; then the delivery is recorded as failed.
+RUNWAY_NOTIFICATION_MAX_ATTEMPTS = int(env_float("NOTIFICATION_MAX_ATTEMPTS", 5))
+RUNWAY_NOTIFICATION_BACKOFF_SECONDS = env_float("NOTIFICATION_BACKOFF_SECONDS", 10.0)
+RUNWAY_NOTIFICATION_BACKOFF_MAX_SECONDS = env_float("NOTIFICATION_BACKOFF_MAX_SECONDS", 600.0)
+RUNWAY_NOTIFICATION_TIMEOUT_SECONDS = env_float("NOTIFICATION_TIMEOUT_SECONDS", 10.0)  # one HTTP or SMTP exchange
+# A delivery still waiting this long after it was due (its message was lost) is sent to a worker again.
+RUNWAY_NOTIFICATION_RESEND_SECONDS = env_float("NOTIFICATION_RESEND_SECONDS", 120.0)
+# Each process reads the enabled rules at most this often (state changes are a hot path); a
+# process that saves a rule sees it at once.
+RUNWAY_NOTIFICATION_RULE_CACHE_SECONDS = env_float("NOTIFICATION_RULE_CACHE_SECONDS", 5.0)
+# Email notifications go through Django's email backend: SMTP to RUNWAY_EMAIL_HOST:RUNWAY_EMAIL_PORT.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env_float("EMAIL_PORT", 25))
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = RUNWAY_NOTIFICATION_TIMEOUT_SECONDS
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = env_str("EMAIL_FROM", "runway@localhost")

@@ -27,7 +27,7 @@ from sdk.engine import inputs, remote
 from sdk.engine.driver import run_sync
 from sdk.exceptions import UpstreamTaskError
 from orchestrator.schemas import StateType
-from sdk.states import State
+from sdk.states import Cancelled, State
 from sdk.task_runners import BaseTaskRunner
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class _Sent:
 
     body: dict
     queue: str | None
+    message_ids: list[str] = field(default_factory=list)  # Celery task ids of every send
     at: float = field(default_factory=time.monotonic)
     wait: float = field(default_factory=lambda: _resend_after())
 
@@ -126,7 +127,7 @@ class CeleryTaskRunner(BaseTaskRunner):
         with self._lock:
             self._sent[run_id] = sent
         try:
-            send(sent.body, sent.queue)
+            sent.message_ids.append(send(sent.body, sent.queue))
         except Exception as exc:  # the broker is down: keep the run, send it again later
             sent.at = 0.0
             logger.warning("could not send task run %s to the broker (%s); will send it again", sent.body["name"], exc)
@@ -247,6 +248,25 @@ class CeleryTaskRunner(BaseTaskRunner):
                 return
             for future in pending:
                 future.result()
+
+    def cancel(self) -> None:
+        """The flow run was cancelled: stop dispatching, revoke the messages of the runs not yet
+        final (workers drop them, or kill the process running one), stop watching."""
+        from workers.tasks import revoke
+
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            ids = [message_id for sent in self._sent.values() for message_id in sent.message_ids]
+            waiting = list(self._watching.values())
+            self._watching.clear()
+        for future in waiting:  # nothing will settle them now: whoever waits on them learns why
+            if not future.done():
+                future.set_result(Cancelled(message="Not finished: the flow run was cancelled"))
+        try:
+            revoke(ids)
+        except Exception as exc:  # the broker is down: the runs are refused their start anyway
+            logger.warning("could not revoke %d task run message(s): %s", len(ids), exc)
 
     def __repr__(self) -> str:
         return f"CeleryTaskRunner(queue={self.queue!r})"

@@ -17,6 +17,8 @@ from sdk.exceptions import MissingContextError
 
 if TYPE_CHECKING:
     from sdk.client.base import OrchestrationClient
+    from sdk.engine.cancellation import CancelScope
+    from sdk.engine.flow_engine import FlowRunEngine
     from sdk.filesystems import LocalFileSystem
     from sdk.flows import Flow
     from sdk.futures import RunwayFuture
@@ -52,6 +54,8 @@ class FlowRunContext(RunContext):
     result_storage: LocalFileSystem | None = None
     persist_result: bool | None = None
     futures: list[RunwayFuture] = field(default_factory=list)
+    cancel_scope: CancelScope | None = None  # fires when the flow run is cancelled (sdk/engine/cancellation.py)
+    engine: FlowRunEngine | None = None  # the engine running it: pausing changes its state
     _counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -49,6 +49,10 @@ class CancelledRun(RunwayException):
     """Raised by `State.result()` of a Cancelled state."""
 
 
+class FlowRunCancelledError(CancelledRun):
+    """Raised into a run's code when its flow run is cancelled: the run ends Cancelled."""
+
+
 class TaskRunTimeoutError(RunwayException, TimeoutError):
     """Raised when a task run exceeds its timeout_seconds."""
 
@@ -59,6 +63,15 @@ class FlowRunTimeoutError(RunwayException, TimeoutError):
 
 class Abort(BaseException):
     """Raised inside the engine when the orchestrator says to stop orchestrating a run."""
+
+
+class Pause(BaseException):
+    """Raised by `suspend_flow_run` out of the flow's code: the run is suspended and its process
+    stops running it (a control signal, so `except Exception` in user code does not catch it)."""
+
+
+class FlowPauseTimeout(RunwayException, TimeoutError):
+    """Raised by `pause_flow_run` when nobody resumed the run before its timeout: the run fails."""
 
 
 class TerminationSignal(BaseException):
@@ -79,3 +92,11 @@ class OrchestratorUnavailable(RunwayException, ConnectionError):
 
 class ApiRequestRefused(RunwayException, PermissionError):
     """Raised when the API refuses the SDK's credentials (HTTP 401 or 403): set RUNWAY_API_KEY to a valid write token."""
+
+
+class TransactionCommitError(RunwayException, RuntimeError):
+    """Raised when a transaction's on_commit hook or its record fails: the transaction was rolled back instead."""
+
+
+class TransactionRecordError(RunwayException, ValueError):
+    """Raised when a keyed transaction's record in result storage cannot be read."""

@@ -21,6 +21,7 @@ class Settings:
     task_runner_threads: int  # default ConcurrentTaskRunner pool size
     persist_results: bool  # default for persist_result=None
     heartbeat_seconds: float  # a worker's heartbeat interval for the task runs it runs
+    cancel_check_seconds: float  # how often a process running flow runs asks whether they were cancelled
     sweep_seconds: float  # how often a flow looks for its task runs whose worker vanished
     resend_seconds: float  # a run still Pending this long after its message was sent is sent again
     deployment_storage: Path  # where deployed flows' code is copied
@@ -45,6 +46,7 @@ def get_settings() -> Settings:
         task_runner_threads=int(env_float("TASK_RUNNER_THREADS", 16)),
         persist_results=env_bool("PERSIST_RESULTS", True),
         heartbeat_seconds=env_float("HEARTBEAT_SECONDS", 10.0),
+        cancel_check_seconds=env_float("CANCEL_CHECK_SECONDS", 2.0),
         sweep_seconds=env_float("SWEEP_SECONDS", 5.0),
         resend_seconds=env_float("RESEND_SECONDS", 30.0),
         deployment_storage=Path(env_str("DEPLOYMENT_STORAGE") or runway_home() / "deployments"),

@@ -40,6 +40,11 @@ class BaseTaskRunner:
     def shutdown(self, wait: bool = True) -> None:
         """Wait for what was submitted (or with wait=False, drop what has not started)."""
 
+    def cancel(self) -> None:
+        """The flow run was cancelled: drop what has not started (running code is interrupted by
+        its cancel scope, sdk/engine/cancellation.py)."""
+        self.shutdown(wait=False)
+
     @property
     def name(self) -> str:
         return type(self).__name__.replace("TaskRunner", "").lower()

@@ -9,7 +9,7 @@ import json
 import pickle
 from collections.abc import Callable, Iterable
 from functools import update_wrapper
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from orchestrator.schemas.rates import parse_rate
 from sdk.annotations import unmapped
@@ -19,6 +19,9 @@ from sdk.engine.timeouts import shielded
 from sdk.exceptions import MappingLengthMismatch
 from sdk.filesystems import LocalFileSystem
 from sdk.futures import in_async_context
+
+if TYPE_CHECKING:
+    from sdk.transactions import Transaction
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,6 +42,7 @@ class Task(Generic[P, R]):
         timeout_seconds: float | None = None, log_prints: bool | None = None,
         queue: str | None = None, rate_limit: str | None = None,
         on_completion: list[Callable] | None = None, on_failure: list[Callable] | None = None,
+        on_commit: list[Callable] | None = None, on_rollback: list[Callable] | None = None,
     ) -> None:  # fmt: skip
         if not callable(fn):
             raise TypeError(f"@task needs a function, got {fn!r}")
@@ -61,6 +65,8 @@ class Task(Generic[P, R]):
         self.queue = queue  # CeleryTaskRunner: the Celery queue of this task's runs
         self.rate_limit = _rate_limit(self.name, rate_limit)  # CeleryTaskRunner: runs per s/m/h on each worker
         self.on_completion, self.on_failure = list(on_completion or []), list(on_failure or [])
+        # sdk.transactions: called with the task run's Transaction when its transaction commits or rolls back
+        self.on_commit_hooks, self.on_rollback_hooks = list(on_commit or []), list(on_rollback or [])
         if cache_key_fn is not None and persist_result is False:
             raise ValueError(f"task {self.name!r}: caching needs persisted results; drop persist_result=False")
         if cache_expiration is not None and not isinstance(cache_expiration, datetime.timedelta):
@@ -92,11 +98,22 @@ class Task(Generic[P, R]):
             "timeout_seconds": self.timeout_seconds, "log_prints": self.log_prints,
             "queue": self.queue, "rate_limit": self.rate_limit,
             "on_completion": self.on_completion, "on_failure": self.on_failure,
+            "on_commit": self.on_commit_hooks, "on_rollback": self.on_rollback_hooks,
         }  # fmt: skip
         unknown = set(options) - set(current)
         if unknown:
             raise TypeError(f"with_options got unknown option(s): {', '.join(sorted(unknown))}")
         return Task(self.fn, **{**current, **options})
+
+    def on_commit(self, fn: Callable[[Transaction], None]) -> Callable[[Transaction], None]:
+        """`@my_task.on_commit`: call `fn(txn)` for each run of this task when its transaction commits."""
+        self.on_commit_hooks.append(fn)
+        return fn
+
+    def on_rollback(self, fn: Callable[[Transaction], None]) -> Callable[[Transaction], None]:
+        """`@my_task.on_rollback`: call `fn(txn)` for each completed run of this task when its transaction rolls back."""
+        self.on_rollback_hooks.append(fn)
+        return fn
 
     # --- running -------------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -29,6 +29,11 @@ os.environ.setdefault("RUNWAY_HEARTBEAT_SECONDS", "0.5")
 os.environ.setdefault("RUNWAY_HEARTBEAT_TIMEOUT", "6")  # margin for heartbeats delayed by a loaded machine
 os.environ.setdefault("RUNWAY_SWEEP_SECONDS", "1")
 os.environ.setdefault("RUNWAY_RESEND_SECONDS", "3")
+# Notification webhooks reach only the hosts a test allows (its local receiver), never the network:
+# rules made by other tests (the schema fuzzer's among them) cannot send anywhere else.
+os.environ["RUNWAY_NOTIFICATION_ALLOW_PUBLIC_HOSTS"] = "false"
+os.environ.setdefault("RUNWAY_CANCEL_CHECK_SECONDS", "0.2")  # how soon a cancelled run's process notices
+os.environ.setdefault("RUNWAY_CANCEL_GRACE_SECONDS", "3")  # then an agent kills a process that did not stop
 _PG_SERVER = os.environ.get("RUNWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 _PG_NAME = f"runway_test_{uuid.uuid4().hex[:8]}"
 USING_POSTGRES = os.environ.get("RUNWAY_TEST_POSTGRES") == "1"

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
+import time
 from typing import Any
 from uuid import UUID
 
@@ -87,9 +89,8 @@ def _run_in_child(client: Any, run_id: UUID, worker: str, run: dict[str, Any]) -
         child.join()
         return child.exitcode
     except BaseException:  # the worker is stopping this task: the child goes with it
-        if child.pid is not None:
-            child.kill()
-            child.join()
+        _kill(child)
+        child.join()
         raise
     finally:
         stop.set()
@@ -99,18 +100,39 @@ def _run_in_child(client: Any, run_id: UUID, worker: str, run: dict[str, Any]) -
 def _beat(client: Any, run_id: UUID, worker: str, stop: threading.Event, child: Any) -> None:
     """Every RUNWAY_HEARTBEAT_SECONDS until `stop`, tell the orchestrator this agent still runs the
     run. If it answers that the run is no longer this agent's (it was presumed dead and the run
-    went elsewhere), stop the child: the run must not go on twice."""
+    went elsewhere), stop the child: the run must not go on twice. A run cancelled meanwhile is
+    stopped by its own process; if it is still running RUNWAY_CANCEL_GRACE_SECONDS after the agent
+    saw it Cancelling, the child is killed (and the run recorded Cancelled when it exits)."""
+    cancelling_since: float | None = None
     while not stop.wait(settings.RUNWAY_HEARTBEAT_SECONDS):
         try:
             held = client.heartbeat_flow_runs([run_id], worker)
+            if held and cancelling_since is None and _is_cancelling(client, run_id):
+                cancelling_since = time.monotonic()
         except Exception:  # the orchestrator is briefly unreachable: the next beat may pass
             logger.warning("heartbeat for flow run %s failed", run_id, exc_info=True)
             continue
-        if not held:
-            logger.error("flow run %s is no longer held by this agent (presumed dead); stopping its process", run_id)
-            if child.pid is not None:
-                child.kill()
+        overdue = cancelling_since is not None and time.monotonic() - cancelling_since >= settings.RUNWAY_CANCEL_GRACE_SECONDS
+        if not held or overdue:
+            why = "was cancelled and has not stopped by itself" if held else "is no longer held by this agent (presumed dead)"
+            logger.error("flow run %s %s; stopping its process", run_id, why)
+            _kill(child)
             return
+
+
+def _kill(child: Any) -> None:
+    """SIGKILL the run's process (billiard's Process has terminate() but no kill())."""
+    if child.pid is None:
+        return
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it has just ended by itself
+        pass
+
+
+def _is_cancelling(client: Any, run_id: UUID) -> bool:
+    state = client.read_flow_run(run_id)["state"]
+    return state is not None and state.type.value == "CANCELLING"
 
 
 def _exit_text(code: int) -> str:

@@ -16,11 +16,14 @@ logger = logging.getLogger("runway.worker")
 
 
 def sweep_lost_runs() -> None:
-    """Task runs and flow runs whose worker vanished; deployments' runs that are Late."""
+    """Task runs and flow runs whose worker vanished; deployments' runs that are Late; notification
+    deliveries whose message was lost, or whose worker stopped while sending them."""
     from django.db import close_old_connections
 
     from orchestrator.deployments.agents import flow_runs_sweep_lost, mark_late_runs
+    from orchestrator.notifications.services import notification_deliveries_sweep
     from orchestrator.runs.claims import task_runs_sweep_lost
+    from orchestrator.runs.pauses import flow_runs_fail_expired_pauses
     from workers.tasks import resend
 
     try:
@@ -31,9 +34,16 @@ def sweep_lost_runs() -> None:
         lost = flow_runs_sweep_lost(timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)
         if lost:
             logger.warning("%d flow run(s) lost their agent: crashed, and retried if their deployment allows", lost)
+        expired = flow_runs_fail_expired_pauses()
+        if expired:
+            logger.warning("%d paused flow run(s) were not resumed before their timeout: failed", expired)
         late = mark_late_runs(late_after=settings.RUNWAY_LATE_AFTER_SECONDS)
         if late:
             logger.warning("%d scheduled flow run(s) are Late: no agent started them in time", late)
+        resent, failed = notification_deliveries_sweep()
+        if resent or failed:
+            logger.warning("notifications: %d sent again (their message was lost), %d failed (their worker stopped "
+                           "while sending)", resent, failed)  # fmt: skip
     except Exception:
         logger.exception("the sweep for lost task runs failed; it runs again in %s s", settings.RUNWAY_SWEEP_SECONDS)
     finally:

@@ -37,6 +37,17 @@ def schedule_deployment_runs(schedule_id: int) -> int:
     return made
 
 
+@app.task(name="runway.send_notification")
+def send_notification(delivery_id: str) -> str:
+    """Send one notification delivery (orchestrator/notifications): the service claims it, so a message
+    delivered twice sends once, records the outcome, and sends this task again for a retry."""
+    from orchestrator.notifications.services import notification_delivery_attempt
+
+    outcome = notification_delivery_attempt(delivery_id=UUID(delivery_id))
+    logger.info("notification delivery %s: %s", delivery_id, outcome)
+    return outcome
+
+
 def _run_task_run(self, body: dict) -> None:
     """Orchestrate one task run a flow sent here (sdk/engine/remote.py describes `body`).
 
@@ -80,10 +91,19 @@ def rate_limited_task(rate: str) -> Any:
         return app._tasks[name]
 
 
-def send(body: dict, queue: str | None, **options: Any) -> None:
-    """Publish a task run's message: under its rate-limited task name if its task has a rate limit."""
+def send(body: dict, queue: str | None, **options: Any) -> str:
+    """Publish a task run's message: under its rate-limited task name if its task has a rate limit.
+    Returns the message's Celery task id (what `revoke` takes)."""
     task = rate_limited_task(body["rate_limit"]) if body.get("rate_limit") else run_task_run
-    task.apply_async(args=[body], queue=queue, **options)
+    return task.apply_async(args=[body], queue=queue, **options).id
+
+
+def revoke(message_ids: list[str]) -> None:
+    """Revoke messages of a cancelled flow run's task runs: workers drop those not started and stop
+    (kill the pool process of) those running. The orchestrator stays the judge: a run whose message
+    gets through anyway is refused its start (its flow run is not Running)."""
+    if message_ids:
+        app.control.revoke(message_ids, terminate=True, signal="SIGKILL")
 
 
 class _Heartbeats:

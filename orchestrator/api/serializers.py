@@ -137,7 +137,7 @@ class FlowRunOut(serializers.ModelSerializer):
     class Meta:
         model = FlowRun
         fields = [*_RUN_FIELDS, "flow_id", "flow_name", "parameters", "parent_flow_run_id", "idempotency_key",
-                  "deployment_id", "work_queue_name", "code_version", "worker"]  # fmt: skip
+                  "deployment_id", "work_queue_name", "code_version", "worker", "run_input"]  # fmt: skip
 
 
 class TaskRunOut(serializers.ModelSerializer):
@@ -248,6 +248,26 @@ class FlowRunClaimOut(ClaimOut):
 class ProcessExitedIn(StrictSerializer):
     worker = serializers.CharField(max_length=255)
     why = serializers.CharField(max_length=2000)
+
+
+class PauseIn(StrictSerializer):
+    key = serializers.CharField(max_length=255, help_text="Which pause of the run this is (the SDK counts them).")
+    timeout_seconds = serializers.FloatField(min_value=0.001, max_value=366 * 24 * 3600)
+    reschedule = serializers.BooleanField(default=False, help_text="Suspend: the process ends; resumed, the run is scheduled again.")
+    input_schema = serializers.JSONField(required=False, allow_null=True, default=None,
+                                         help_text="JSON schema of the input resuming must give.")  # fmt: skip
+    from_state_id = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+
+
+class PauseOut(serializers.Serializer):
+    orchestration = OrchestrationResultOut()
+    resumed = serializers.BooleanField(help_text="This pause was resumed already (a suspended run running again).")
+    value = serializers.JSONField(allow_null=True, help_text="The input it was resumed with.")
+
+
+class ResumeIn(StrictSerializer):
+    run_input = serializers.JSONField(required=False, allow_null=True, default=None,
+                                      help_text="The input the paused run waits for, checked against its schema.")  # fmt: skip
 
 
 class ReleaseIn(StrictSerializer):

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from orchestrator.api import deployments, limits, views
+from orchestrator.api import deployments, limits, notifications, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("flows", views.FlowViewSet, basename="flow")
@@ -13,6 +13,7 @@ router.register("logs", views.LogViewSet, basename="log")
 router.register("work_queues", deployments.WorkQueueViewSet, basename="work-queue")
 router.register("deployments", deployments.DeploymentViewSet, basename="deployment")
 router.register("concurrency_limits", limits.ConcurrencyLimitViewSet, basename="concurrency-limit")
+router.register("notifications", notifications.NotificationRuleViewSet, basename="notification")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -6,6 +6,9 @@ Routes (orchestrator/api/urls.py):
   /api/flow_runs/counts/             counts by state type and name, same filters
   /api/flow_runs/{id}/set_state/     propose a state: the rules engine answers
   /api/flow_runs/{id}/states/        the run's state history, oldest first
+  /api/flow_runs/{id}/cancel/        cancel it (Cancelled at once, or Cancelling while it runs)
+  /api/flow_runs/{id}/pause/         its own code pauses (or suspends) it
+  /api/flow_runs/{id}/resume/        resume a paused run, with the input it waits for
   /api/task_runs/...                 the same for task runs
   /api/logs/                         list (by run, level, time, text), batch create
 """
@@ -29,7 +32,7 @@ from orchestrator.api import filters as api_filters
 from orchestrator.api.pagination import StateCursor
 from orchestrator.api import serializers as api
 from orchestrator.deployments import agents
-from orchestrator.runs import claims, selectors, services
+from orchestrator.runs import claims, pauses, selectors, services
 from orchestrator.runs.models import Flow, FlowRun, FlowRunState, Log, TaskRun, TaskRunState
 from orchestrator.schemas import OrchestrationResult, SetStateStatus, State, StateType
 
@@ -149,6 +152,30 @@ class FlowRunViewSet(_RunViewSet):
                                                empirical_policy=policy, **data)  # fmt: skip
         return _created_response(FlowRun.objects.select_related("flow").get(pk=run.pk), api.FlowRunOut, result)
 
+
+    @extend_schema(request=None, responses=api.OrchestrationResultOut)
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def cancel(self, request: Request, pk: str) -> Response:
+        """Cancel the run: one that has not started is Cancelled at once; a running one goes
+        Cancelling, and the process running it stops it and ends it Cancelled. A finished run: 400."""
+        result = services.flow_run_cancel(flow_run_id=_run_id(pk, "flow run"), by=request.user.get_username() or "the API")
+        return _answer(result)
+
+    @extend_schema(request=api.PauseIn, responses=api.PauseOut)
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def pause(self, request: Request, pk: str) -> Response:
+        """A running flow's code pauses its run until resumed (or suspends it: `reschedule`)."""
+        data = _validated(api.PauseIn, request.data).validated_data
+        answer = pauses.flow_run_pause(flow_run_id=_run_id(pk, "flow run"), **data)
+        return Response({"orchestration": answer.result.to_dict(), "resumed": answer.resumed, "value": answer.value})
+
+    @extend_schema(request=api.ResumeIn, responses=api.OrchestrationResultOut)
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def resume(self, request: Request, pk: str) -> Response:
+        """Resume a Paused run with the input it waits for (400 naming what does not match its schema)."""
+        data = _validated(api.ResumeIn, request.data).validated_data
+        by = request.user.get_username() or "the API"
+        return _answer(pauses.flow_run_resume(flow_run_id=_run_id(pk, "flow run"), run_input=data["run_input"], by=by))
 
     @extend_schema(request=api.FlowRunClaimIn, responses=api.FlowRunClaimOut)
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)

@@ -39,6 +39,8 @@ ACTIVE_TYPES = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)  # w
 # An agent holds a run from its claim to its end, through Scheduled too: the flow's own retries
 # wait as AwaitingRetry in the agent's process, which must not be released to another agent.
 HELD_TYPES = (StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING)
+# Swept when their agent goes quiet: the held runs, and cancelled ones whose process nobody stops.
+SWEPT_TYPES = (*HELD_TYPES, StateType.CANCELLING)
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,12 @@ def _release_from(queue: WorkQueue, now: datetime, batch: int) -> list[Released]
         due = (FlowRun.objects.select_for_update(skip_locked=True)
                .filter(deployment_id__in=deployment_ids, state_type=StateType.SCHEDULED,
                        next_scheduled_start_time__lte=now, worker="")
-               .order_by("next_scheduled_start_time", "id").values_list("pk", flat=True)[:room])  # fmt: skip
+               .order_by("next_scheduled_start_time", "id").values_list("pk", "state_name")[:room])  # fmt: skip
         released = []
-        for run_id in list(due):
-            pending = State(StateType.PENDING, message=f"Released to work queue {locked.name!r}")
+        for run_id, state_name in list(due):
+            # A resumed suspended run keeps saying so up to its start (RenameReruns reads it).
+            name = "Resuming" if state_name == "Resuming" else None
+            pending = State(StateType.PENDING, name=name, message=f"Released to work queue {locked.name!r}")
             if flow_run_set_state(flow_run_id=run_id, state=pending).status != SetStateStatus.ACCEPT:
                 continue
             FlowRun.objects.filter(pk=run_id).update(work_queue_name=locked.name, worker="", heartbeat=now)
@@ -195,12 +199,12 @@ def flow_run_process_exited(*, flow_run_id: UUID, worker: str, why: str) -> str:
 def flow_runs_sweep_lost(*, timeout: float) -> int:
     """Crash (and retry when they may) the claimed runs whose agent has been quiet for `timeout` s."""
     now = timezone.now()
-    quiet = FlowRun.objects.filter(state_type__in=HELD_TYPES, heartbeat__lt=now - timedelta(seconds=timeout))
+    quiet = FlowRun.objects.filter(state_type__in=SWEPT_TYPES, heartbeat__lt=now - timedelta(seconds=timeout))
     swept = 0
     for run_id in list(quiet.exclude(worker="").values_list("pk", flat=True)):
         with transaction.atomic():
             run = FlowRun.objects.select_for_update().filter(pk=run_id).first()
-            if run and run.worker and run.state_type in HELD_TYPES and _quiet(run, now, timeout):
+            if run and run.worker and run.state_type in SWEPT_TYPES and _quiet(run, now, timeout):
                 _lose(run, now)
                 swept += 1
     return swept
@@ -213,9 +217,12 @@ def _quiet(run: FlowRun, now: datetime, timeout: float) -> bool:
 def _lose(run: FlowRun, now: datetime, why: str | None = None) -> None:
     """The run's agent is gone. A run it had not started goes back to wait for release, and so does
     one waiting for its next attempt; a running one is Crashed, then scheduled again as
-    AwaitingRetry while its retries last."""
+    AwaitingRetry while its retries last; a cancelled one is Cancelled."""
     why = why or _lost_message(run, now)
-    if run.state_type == StateType.PENDING:
+    if run.state_type == StateType.CANCELLING:  # it was to stop anyway: it stopped
+        stopped = State(StateType.CANCELLED, message=f"Cancelled: its process was stopped ({why})")
+        flow_run_set_state(flow_run_id=run.pk, state=stopped, force=True)
+    elif run.state_type == StateType.PENDING:
         again = State(StateType.SCHEDULED, message=f"{why}; released again", details=StateDetails(scheduled_time=now))
         flow_run_set_state(flow_run_id=run.pk, state=again, force=True)
     elif run.state_type == StateType.RUNNING:

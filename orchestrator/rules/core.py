@@ -165,13 +165,14 @@ class SecureTaskConcurrencySlots(Rule):
 
 
 class BypassCancellingRunsWithNoProcess(Rule):
-    """Cancelling a run no process is executing (Scheduled, or Paused without one) cancels it at once."""
+    """Cancelling a run no process is executing (Scheduled, Paused without one, or suspended:
+    its process ended) cancels it at once."""
 
     FROM_STATES = frozenset({S.SCHEDULED, S.PAUSED})
     TO_STATES = frozenset({S.CANCELLING})
 
     def before_transition(self, ctx: OrchestrationContext) -> None:
-        if ctx.initial_type == S.SCHEDULED or not ctx.run.pid:
+        if ctx.initial_type == S.SCHEDULED or not ctx.run.pid or ctx.initial.details.pause_reschedule:
             cancelled = State(type=S.CANCELLED, message=ctx.proposed.message or "Cancelled before it ran")
             ctx.reject(cancelled, "no process is running this run; cancelled directly")
 
@@ -256,7 +257,8 @@ def retry_delay_seconds(policy: dict, *, attempt: int) -> float:
 
 
 class RenameReruns(Rule):
-    """A run starting again is named Retrying (after AwaitingRetry) or Rerunning; one resuming from Paused is not.
+    """A run starting again is named Retrying (after AwaitingRetry) or Rerunning; one resuming from
+    Paused is not, nor a suspended run released again once resumed (Pending named Resuming).
 
     A deployment's run goes from AwaitingRetry through Pending (its release to an agent)
     to Running; leaving a final state resets the run count, so a Pending run that has
@@ -268,6 +270,8 @@ class RenameReruns(Rule):
 
     def before_transition(self, ctx: OrchestrationContext) -> None:
         if ctx.run.run_count > 0 and ctx.proposed.name == "Running":
+            if ctx.initial and ctx.initial.name == "Resuming":
+                return  # a suspended run, resumed: it goes on Running
             retrying = ctx.initial and (ctx.initial.name == "AwaitingRetry" or ctx.initial.type == S.PENDING)
             ctx.proposed.name = "Retrying" if retrying else "Rerunning"
 

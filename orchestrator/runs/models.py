@@ -100,6 +100,9 @@ class FlowRun(RunBase):
                                    related_name="flow_runs", db_index=False)  # fmt: skip
     work_queue_name = models.CharField(max_length=200, blank=True, default="", db_default="")
     code_version = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # Per pause of the run (its pause key): the JSON schema of the input it waits for, and the input
+    # given when it was resumed: {"<key>": {"schema": {...} | null, "resumed": bool, "value": ...}}.
+    run_input = models.JSONField(null=True, blank=True)  # None until the run first pauses
 
     class Meta:
         indexes = [

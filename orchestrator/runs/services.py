@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orchestrator.exceptions import InvalidInput, ObjectNotFound
+from orchestrator.notifications import triggers as notifications
 from orchestrator.rules import bookkeeping, policies
 from orchestrator.rules.base import OrchestrationContext
 from orchestrator.rules.engine import orchestrate
@@ -342,6 +343,8 @@ def _create_run(
         if then is not None:
             ctx = _context(run, first, _fresh(then), kind)
             orchestrate(ctx, rules, transforms, lambda c: _write_state(db, c))
+        if kind == "flow":  # the rules watching this state record their deliveries in this transaction
+            notifications.flow_run_state_written(flow_run_id=run.id, state=first)
     return _model_instance(model, run, first, fields), ctx.result(ctx.proposed)
 
 
@@ -369,6 +372,8 @@ def _set_state(kind: str, run_id: UUID, state: State, force: bool) -> Orchestrat
         rules, transforms = _POLICIES[(kind, force)]
         orchestrate(ctx, rules, transforms, lambda c: _write_state(db, c))
         events.nudge_after_commit()
+        if kind == "flow" and ctx.write:  # the rules watching this state record their deliveries in this transaction
+            notifications.flow_run_state_written(flow_run_id=run_id, state=ctx.proposed)
     return ctx.result(ctx.proposed)
 
 

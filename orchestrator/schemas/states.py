@@ -64,13 +64,14 @@ class StateDetails:
     transition_key: str | None = None  # idempotency key: a repeated proposal is answered, not re-applied
     pause_timeout: datetime | None = None
     pause_key: str | None = None
+    pause_reschedule: bool = False  # a suspended run: its process ends; resumed, it is scheduled to run again
     # The id of the state the proposer saw last (as text): a proposal that follows a state the run has
     # since left comes from a process that lost the run (a worker presumed dead), and is not applied.
     from_state_id: str | None = None
 
     _DATETIMES = ("scheduled_time", "cache_expiration", "pause_timeout")
     _STRINGS = ("cache_key", "transition_key", "pause_key", "from_state_id")
-    _BOOLEANS = ("refresh_cache", "retriable")
+    _BOOLEANS = ("refresh_cache", "retriable", "pause_reschedule")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, omitting defaults to keep state rows small."""

@@ -2,7 +2,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from orchestrator.ui.views import account, deployments, live, runs
+from orchestrator.ui.views import account, deployments, live, notifications, runs
 
 app_name = "ui"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("flow-runs/", runs.flow_runs_page, name="flow-runs"),
     path("runs/<uuid:run_id>/", runs.flow_run_page, name="flow-run"),
     path("runs/<uuid:run_id>/cancel/", runs.flow_run_cancel_action, name="flow-run-cancel"),
+    path("runs/<uuid:run_id>/resume/", runs.flow_run_resume_action, name="flow-run-resume"),
     path("runs/<uuid:run_id>/retry/", runs.flow_run_retry_action, name="flow-run-retry"),
     path("task-runs/", runs.task_runs_page, name="task-runs"),
     path("task-runs/<uuid:run_id>/", runs.task_run_page, name="task-run"),
@@ -31,6 +32,8 @@ urlpatterns = [
     path("work-queues/<str:name>/limit/", deployments.work_queue_limit, name="work-queue-limit"),
     path("concurrency-limits/", account.limits_page, name="limits"),
     path("concurrency-limits/delete/", account.limit_delete, name="limit-delete"),
+    path("notifications/", notifications.notifications_page, name="notifications"),
+    path("notifications/<int:rule_id>/<str:verb>/", notifications.notification_action, name="notification-action"),
     path("tokens/", account.tokens_page, name="tokens"),
     path("tokens/revoke/", account.token_revoke_action, name="token-revoke"),
     path("settings/", account.settings_page, name="settings"),

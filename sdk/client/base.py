@@ -82,6 +82,19 @@ class OrchestrationClient(abc.ABC):
         """A flow run's name, parameters, tags, parent_flow_run_id, deployment_id and current `state`."""
 
     @abc.abstractmethod
+    def cancel_flow_run(self, flow_run_id: UUID) -> OrchestrationResult:
+        """Cancel a flow run: Cancelled at once if it has not started, else Cancelling (its process stops it)."""
+
+    @abc.abstractmethod
+    def pause_flow_run(self, flow_run_id: UUID, *, key: str, timeout_seconds: float, reschedule: bool,
+                       input_schema: dict[str, Any] | None, from_state_id: str | None) -> tuple[State, bool, Any]:  # fmt: skip
+        """The run's code pauses it: (its state now, whether this pause was resumed already, the input given)."""
+
+    @abc.abstractmethod
+    def resume_flow_run(self, flow_run_id: UUID, run_input: Any = None) -> OrchestrationResult:
+        """Resume a Paused run with the input it waits for."""
+
+    @abc.abstractmethod
     def create_deployment_run(self, deployment: str, *, parameters: dict[str, Any] | None = None,
                               parent_flow_run_id: UUID | None = None, idempotency_key: str | None = None,
                               scheduled_time: datetime | None = None) -> UUID:  # fmt: skip

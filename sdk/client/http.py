@@ -129,6 +129,19 @@ class HttpClient(OrchestrationClient):
         run = self._request("GET", f"flow_runs/{flow_run_id}/")
         return {**run, "state": State.from_dict(run["state"]) if run.get("state") else None}
 
+    def cancel_flow_run(self, flow_run_id: UUID) -> OrchestrationResult:
+        return OrchestrationResult.from_dict(self._request("POST", f"flow_runs/{flow_run_id}/cancel/", {}))
+
+    def pause_flow_run(self, flow_run_id: UUID, *, key: str, timeout_seconds: float, reschedule: bool,
+                       input_schema: dict[str, Any] | None, from_state_id: str | None) -> tuple[State, bool, Any]:  # fmt: skip
+        body = {"key": key, "timeout_seconds": timeout_seconds, "reschedule": reschedule,
+                "input_schema": input_schema, "from_state_id": from_state_id}  # fmt: skip
+        answer = self._request("POST", f"flow_runs/{flow_run_id}/pause/", body)
+        return OrchestrationResult.from_dict(answer["orchestration"]).state, answer["resumed"], answer["value"]
+
+    def resume_flow_run(self, flow_run_id: UUID, run_input: Any = None) -> OrchestrationResult:
+        return OrchestrationResult.from_dict(self._request("POST", f"flow_runs/{flow_run_id}/resume/", {"run_input": run_input}))
+
     def create_deployment_run(self, deployment: str, *, parameters: dict[str, Any] | None = None,
                               parent_flow_run_id: UUID | None = None, idempotency_key: str | None = None,
                               scheduled_time: datetime | None = None) -> UUID:  # fmt: skip

@@ -172,10 +172,28 @@ class InProcessClient(OrchestrationClient):
         def read() -> dict[str, Any]:
             run = flow_run_get(flow_run_id=flow_run_id)
             return {"name": run.name, "parameters": run.parameters, "tags": run.tags, "deployment_id": run.deployment_id,
-                    "run_count": run.run_count,
+                    "run_count": run.run_count, "run_input": run.run_input,
                     "parent_flow_run_id": run.parent_flow_run_id, "state": state_from_row(run.state) if run.state_id else None}  # fmt: skip
 
         return self._call(read)
+
+    def cancel_flow_run(self, flow_run_id: UUID) -> OrchestrationResult:
+        from orchestrator.runs.services import flow_run_cancel
+
+        return self._call(flow_run_cancel, flow_run_id=flow_run_id, by="the SDK")
+
+    def pause_flow_run(self, flow_run_id: UUID, *, key: str, timeout_seconds: float, reschedule: bool,
+                       input_schema: dict[str, Any] | None, from_state_id: str | None) -> tuple[State, bool, Any]:  # fmt: skip
+        from orchestrator.runs.pauses import flow_run_pause
+
+        answer = self._call(flow_run_pause, flow_run_id=flow_run_id, key=key, timeout_seconds=timeout_seconds,
+                            reschedule=reschedule, input_schema=input_schema, from_state_id=from_state_id)  # fmt: skip
+        return answer.result.state, answer.resumed, answer.value
+
+    def resume_flow_run(self, flow_run_id: UUID, run_input: Any = None) -> OrchestrationResult:
+        from orchestrator.runs.pauses import flow_run_resume
+
+        return self._call(flow_run_resume, flow_run_id=flow_run_id, run_input=run_input, by="the SDK")
 
     def create_deployment_run(self, deployment: str, *, parameters: dict[str, Any] | None = None,
                               parent_flow_run_id: UUID | None = None, idempotency_key: str | None = None,

@@ -20,6 +20,7 @@ from sdk.logging import flow_run_logger
 from sdk.logging.handlers import flush_logs
 from sdk.states import State
 from sdk.task_runners import BaseTaskRunner, ConcurrentTaskRunner, SequentialTaskRunner
+from sdk.transactions import TaskRunTransaction, enroll
 
 if TYPE_CHECKING:
     from sdk.flows import Flow
@@ -34,11 +35,18 @@ def call_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | N
     if inspect.iscoroutinefunction(task.fn):
         async def run() -> Any:
             engine.prepare()
-            return _answer(await run_async(engine.steps()), return_state)
+            txn = enroll(engine)
+            return _answer(_finished(txn, await run_async(engine.steps())), return_state)
 
         return run() if in_async_context() or flow_ctx is None else run_coroutine(run())
     engine.prepare()
-    return _answer(run_sync(engine.steps()), return_state)
+    txn = enroll(engine)
+    return _answer(_finished(txn, run_sync(engine.steps())), return_state)
+
+
+def _finished(txn: TaskRunTransaction | None, state: State) -> State:
+    """A run called inside `with transaction():` is staged on it when it completes (sdk.transactions)."""
+    return txn.finished(state) if txn is not None else state
 
 
 def submit_task(task: Task, parameters: dict[str, Any], *, wait_for: list[Any] | None) -> RunwayFuture:
@@ -64,8 +72,10 @@ def submit_tasks(task: Task, parameter_sets: list[dict[str, Any]], *, wait_for: 
                    for parameters in parameter_sets[start : start + SUBMIT_CHUNK]]  # fmt: skip
         for engine in engines:
             engine.prepare()
+        txns = [enroll(engine) for engine in engines]
         answers = client.create_task_runs([engine.creation() for engine in engines])
-        futures += [_submit_created(engine, run_id, answer, runner, flow_ctx) for engine, (run_id, answer) in zip(engines, answers)]
+        futures += [_submit_created(engine, run_id, answer, runner, flow_ctx, txn)
+                    for engine, (run_id, answer), txn in zip(engines, answers, txns)]  # fmt: skip
     return futures
 
 
@@ -73,11 +83,15 @@ SUBMIT_CHUNK = 500
 
 
 def _submit_created(engine: TaskRunEngine, run_id: Any, answer: Any, runner: BaseTaskRunner,
-                    flow_ctx: FlowRunContext | None) -> RunwayFuture:  # fmt: skip
+                    flow_ctx: FlowRunContext | None, txn: TaskRunTransaction | None) -> RunwayFuture:  # fmt: skip
     engine.created_as(run_id, answer)
     if flow_ctx:
         flow_run_logger(flow_ctx).info(f"Submitted task run {engine.run.name!r} for execution.")
+    if engine.recorded is not None:  # a committed transaction's result: recorded here, never sent to a worker
+        runner = SequentialTaskRunner()
     future = RunwayFuture(engine, runner.submit_run(engine))
+    if txn is not None:
+        txn.watch(future)
     if flow_ctx:
         flow_ctx.futures.append(future)
     return future

@@ -13,12 +13,15 @@ import inspect
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from sdk import context as run_context
 from sdk.engine import prints
+from sdk.engine.cancellation import RunCancelled, scope_of
 from sdk.engine.timeouts import exposed, sync_timeout
+from sdk.exceptions import FlowRunCancelledError, Pause
 from sdk.futures import _sync_body
 
 
@@ -57,7 +60,7 @@ class Deferred:
 @dataclass
 class Outcome:
     value: Any = None
-    error: Exception | None = None
+    error: Exception | Pause | None = None  # Pause: the flow suspended its run
 
 
 Steps = Generator[Call | Sleep, Outcome | None, Any]
@@ -132,12 +135,16 @@ def _call_sync(call: Call) -> Outcome:
     if inspect.iscoroutinefunction(call.fn):
         return run_coroutine(_call_async(call))
     token = _sync_body.set(True)
+    scope = scope_of(call.context)
     try:
         with _entered(call):
             try:
-                with sync_timeout(call.timeout, call.timeout_error), exposed():
-                    return Outcome(value=call.fn(*call.args, **call.kwargs))
-            except Exception as exc:
+                with scope.running_sync() if scope else nullcontext():
+                    with sync_timeout(call.timeout, call.timeout_error), exposed():
+                        return Outcome(value=call.fn(*call.args, **call.kwargs))
+            except RunCancelled:
+                return Outcome(error=FlowRunCancelledError(scope.reason if scope else "the flow run was cancelled"))
+            except (Exception, Pause) as exc:
                 return Outcome(error=exc)
     finally:
         _sync_body.reset(token)
@@ -158,16 +165,24 @@ async def _call_async(call: Call) -> Outcome:
     if not inspect.iscoroutinefunction(call.fn):
         return await asyncio.to_thread(_call_sync, call)
     token = _sync_body.set(False)  # code awaited here is async code, even inside a sync run
+    cancel = scope_of(call.context)
     try:
         with _entered(call):
             scope = asyncio.timeout(call.timeout)
             try:
-                async with scope:
-                    value = await call.fn(*call.args, **call.kwargs)
+                with cancel.running_async() if cancel else nullcontext():
+                    async with scope:
+                        value = await call.fn(*call.args, **call.kwargs)
                 return Outcome(value=value)
             except TimeoutError as exc:
                 return Outcome(error=call.timeout_error() if scope.expired() else exc)
-            except Exception as exc:
+            except (asyncio.CancelledError, RunCancelled) as exc:
+                if cancel is None or not cancel.requested:
+                    raise
+                if isinstance(exc, asyncio.CancelledError):
+                    asyncio.current_task().uncancel()  # handled here: the task goes on as not cancelled
+                return Outcome(error=FlowRunCancelledError(cancel.reason))
+            except (Exception, Pause) as exc:
                 return Outcome(error=exc)
     finally:
         _sync_body.reset(token)

@@ -12,6 +12,8 @@ from uuid import UUID
 
 from sdk.client.base import OrchestrationClient
 from sdk.context import FlowRunContext, RunInfo, current_tags
+from sdk.engine import cancellation
+from sdk.engine.cancellation import CancelScope
 from sdk.engine.driver import Outcome, Steps, user_call
 from sdk.engine.final_state import exception_state, flow_return_state
 from sdk.engine.hooks import run_hooks
@@ -19,10 +21,10 @@ from sdk.engine.hosts import process_fields
 from sdk.engine.inputs import jsonable
 from sdk.engine.parameters import validate
 from sdk.engine.propose import propose, propose_now
-from sdk.exceptions import Abort, FlowRunTimeoutError, ParameterTypeError, TerminationSignal
+from sdk.exceptions import Abort, FlowRunCancelledError, FlowRunTimeoutError, Pause, ParameterTypeError, TerminationSignal
 from sdk.logging import flow_run_logger, get_logger
 from sdk.settings import get_settings
-from sdk.states import Crashed, Failed, Pending, Running, State
+from sdk.states import Cancelled, Crashed, Failed, Pending, Running, State
 
 if TYPE_CHECKING:
     from sdk.flows import Flow
@@ -36,6 +38,7 @@ class FlowRunEngine:
         self.flow, self.parameters, self.client, self.parent = flow, parameters, client, parent
         self.state: State | None = None
         self._crash_recorded = False
+        self.cancel_scope = CancelScope(parent.cancel_scope if parent else None)
         self.attached = False  # a run made elsewhere (a deployment's), taken on by this process
 
     def create(self) -> None:
@@ -77,7 +80,8 @@ class FlowRunEngine:
             client=self.client, flow=flow, flow_run=self.run, task_runner=flow.task_runner.duplicate(),
             result_storage=self._inherited("result_storage", flow.result_storage),
             persist_result=self._inherited("persist_result", flow.persist_result),
-            log_prints=bool(self._inherited("log_prints", flow.log_prints)),
+            log_prints=bool(self._inherited("log_prints", flow.log_prints)), cancel_scope=self.cancel_scope,
+            engine=self,
         )  # fmt: skip
 
     def _inherited(self, option: str, own: Any) -> Any:
@@ -113,7 +117,12 @@ class FlowRunEngine:
             while self.state.is_running():
                 self.run.run_count += 1
                 outcome = yield from self._call(parameters)
+                if isinstance(outcome.error, Pause):  # suspended: resumed, the run starts again elsewhere
+                    self.logger.info("Suspended: this process stops; the run starts again when it is resumed")
+                    return self.state
                 self.state = yield from self._propose(self._final_state(outcome))
+                if self.state.is_cancelling():  # cancelled as it finished, before the watcher noticed
+                    self.state = yield from self._propose(self._cancelled())
                 if self.state.is_scheduled():
                     self.logger.info(
                         f"Received non-final state {self.state.name!r} when proposing final state "
@@ -138,15 +147,27 @@ class FlowRunEngine:
         call = user_call(flow.fn, parameters, context=self.context, timeout=flow.timeout_seconds,
                          error=FlowRunTimeoutError, kind="Flow")  # fmt: skip
         runner = self.context.task_runner
+        self.cancel_scope.on_cancel(runner.cancel)
         try:
-            with _sigterm_raises():
+            with _sigterm_raises(), cancellation.watcher.watching(self.client, self.run.id, self.cancel_scope):
                 outcome: Outcome = yield call
         except BaseException as exc:
             self._crash(exc)
             runner.shutdown(wait=False)
             raise
-        runner.shutdown(wait=True)  # submitted task runs finish before the flow run does
+        if self._was_cancelled(outcome):
+            runner.cancel()
+        else:
+            runner.shutdown(wait=True)  # submitted task runs finish before the flow run does
         return outcome
+
+    def _was_cancelled(self, outcome: Outcome) -> bool:
+        """Cancelled from outside, or interrupted by the cancellation of a flow run it runs in."""
+        return self.cancel_scope.requested or isinstance(outcome.error, FlowRunCancelledError)
+
+    def _cancelled(self) -> State:
+        reason = self.cancel_scope.reason or "the flow run was cancelled"
+        return Cancelled(message=f"Flow run was cancelled: {reason}")
 
     def _crash(self, exc: BaseException) -> None:
         self._crash_recorded = True
@@ -166,6 +187,8 @@ class FlowRunEngine:
         run_hooks(self.flow, self.run, self.state, self.logger)
 
     def _final_state(self, outcome: Outcome) -> State:
+        if self._was_cancelled(outcome):
+            return self._cancelled()
         storage = self.context.result_storage
         if outcome.error is None:
             unobserved = [f.final_state() for f in self.context.futures if not f.observed]
@@ -182,6 +205,14 @@ class FlowRunEngine:
         if self.context.persist_result is not None:
             return self.context.persist_result
         return None if get_settings().persist_results else False
+
+    def following_id(self) -> str | None:
+        """The id of the state a proposal by this process follows (see `_following`)."""
+        return self._following(Running()).details.from_state_id
+
+    def adopt(self, state: State) -> None:
+        """The run moved on through a call other than a proposal of this engine (a pause, a resume)."""
+        self.state = state
 
     def _propose(self, state: State) -> Steps:
         return (yield from propose(self.client, self._following(state), flow_run_id=self.run.id))

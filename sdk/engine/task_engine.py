@@ -15,7 +15,7 @@ from sdk.engine.final_state import completed_state, exception_state
 from sdk.engine.hooks import run_hooks
 from sdk.engine.hosts import process_fields
 from sdk.engine.propose import propose, propose_now
-from sdk.exceptions import Abort, TaskRunTimeoutError, UpstreamTaskError
+from sdk.exceptions import Abort, FlowRunCancelledError, TaskRunTimeoutError, UpstreamTaskError
 from sdk.filesystems import LocalFileSystem
 from sdk.logging import flow_run_logger, task_run_logger
 from sdk.settings import get_settings
@@ -36,6 +36,7 @@ class TaskRunEngine:
         self.state: State | None = None
         self.created = False
         self._crash_recorded = False
+        self.recorded: State | None = None  # set by sdk.transactions: a committed transaction holds this run's result
 
     # --- 1. create ---------------------------------------------------------------
     def prepare(self) -> None:
@@ -95,6 +96,10 @@ class TaskRunEngine:
             raise
 
     def _orchestrate(self) -> Steps:
+        if self.recorded is not None:  # done by a committed transaction: record its result, do not run it again
+            yield from self._finish_with(self.recorded, force=True)
+            run_hooks(self.task, self.run, self.state, self.logger)
+            return self.state
         try:
             parameters = inputs.resolve(self.parameters, self.wait_for)
         except UpstreamTaskError as exc:
@@ -178,6 +183,9 @@ class TaskRunEngine:
                 state.details.cache_expiration = datetime.now(timezone.utc) + task.cache_expiration
             return state
         exc = outcome.error
+        if isinstance(exc, FlowRunCancelledError):
+            self.logger.warning(f"Interrupted: {exc}")
+            return Cancelled(message=f"Task run was interrupted: the flow run was cancelled: {exc}")
         self.logger.error("Encountered exception during execution:", exc_info=exc)
         state = exception_state(exc, kind="Task", storage=self._storage())
         state.details.retriable = self._retriable(state)

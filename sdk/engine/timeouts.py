@@ -168,6 +168,17 @@ def _injected(seconds: float, marker: type[_Expired]) -> Iterator[None]:
                 _set_async_exc(thread_id, None)  # clear it if it has not surfaced yet
 
 
+# --- interrupting a thread on another's request (a cancelled flow run) -----------------------
+Interruption = _Expired  # the base of what may be raised into user code; see sdk/engine/cancellation.py
+interruptible = _scope_open  # while open in a thread, `marker` may be raised there by `interrupt`
+
+
+def interrupt(thread_id: int, marker: type[_Expired]) -> None:
+    """Raise `marker` in `thread_id` now, or when it next runs the user's code (see `shielded`)."""
+    if not _hold(thread_id, marker):
+        _set_async_exc(thread_id, marker)
+
+
 def _set_async_exc(thread_id: int, exc_type: type[BaseException] | None) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type else ctypes.c_void_p(0)

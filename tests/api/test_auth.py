@@ -33,7 +33,8 @@ def test_every_operation_of_the_schema_refuses_requests_without_credentials(live
     operations = [(method.upper(), path) for path, item in schema["paths"].items() for method in item]
     assert len(operations) >= 20
     for method, path in operations:
-        url = live_server + path.replace("{id}", str(uuid.uuid4()))
+        ident = "1" if path.startswith("/api/notifications/") else str(uuid.uuid4())  # rules have numeric ids
+        url = live_server + path.replace("{id}", ident)
         assert httpx.request(method, url, json={}).status_code == 401, (method, path)
 
 

@@ -232,3 +232,24 @@ def test_the_task_runs_list_shows_one_flow_run_s_task_runs(browser_client, clien
     ids, _, _ = _listed(browser_client, "/task-runs/", flow_run=str(run_id))
     assert len(ids) == 3
     assert browser_client.get("/task-runs/", {"flow_run": "nope"}).status_code == 400
+
+
+def test_a_paused_run_s_page_offers_resume_with_its_input_schema_and_checks_the_input(browser_client):
+    from orchestrator.runs.pauses import flow_run_pause
+
+    run = _runs(f"pause-{uuid.uuid4().hex[:6]}", 1, StateType.SCHEDULED)[0]
+    flow_run_set_state(flow_run_id=run.pk, state=State(StateType.RUNNING), force=True)
+    schema = {"type": "object", "properties": {"approved": {"type": "boolean"}}, "required": ["approved"]}
+    flow_run_pause(flow_run_id=run.pk, key="pause-0", timeout_seconds=60, input_schema=schema)
+    page = browser_client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Resume" in page and "Input it waits for (JSON)" in page and "&quot;approved&quot;" in page
+
+    refused = browser_client.post(f"/runs/{run.pk}/resume/", {"run_input": '{"approved": "yes"}'}, follow=True)
+    assert "is not of type" in refused.content.decode()
+    bad_json = browser_client.post(f"/runs/{run.pk}/resume/", {"run_input": "{oops"}, follow=True)
+    assert "the input is not valid JSON" in bad_json.content.decode()
+    assert FlowRun.objects.get(pk=run.pk).state_type == "PAUSED"
+
+    done = browser_client.post(f"/runs/{run.pk}/resume/", {"run_input": '{"approved": true}'}, follow=True)
+    assert "The run is now Running" in done.content.decode()
+    assert FlowRun.objects.get(pk=run.pk).run_input["pause-0"]["value"] == {"approved": True}

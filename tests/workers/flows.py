@@ -203,3 +203,41 @@ def outlives_a_stopped_worker(ledger: str) -> int:
 @flow(task_runner=CeleryTaskRunner())
 def one_square(x: int) -> int:
     return square.submit(x).result()
+
+
+@task
+def write_after(ledger: str, name: str, seconds: float) -> str:
+    """Writes `name` to the ledger after `seconds` (in short sleeps), unless stopped first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(ledger, "a") as out:
+        out.write(f"{name}\n")
+    return name
+
+
+@flow(task_runner=CeleryTaskRunner())
+def long_fan_out(ledger: str) -> list[str]:
+    """One long task run on a worker, five more waiting for it: what a cancellation must stop."""
+    first = write_after.submit(ledger, "first", 30)
+    rest = [write_after.submit(ledger, f"next-{i}", 0, wait_for=[first]) for i in range(5)]
+    return [future.result() for future in [first, *rest]]
+
+
+def _note_in_ledger(task_, run, state) -> None:
+    """A task hook: runs in the worker process that ran the task run."""
+    with open(run.parameters["ledger"], "a") as out:
+        out.write(f"{state.name} {run.name} {os.getpid()}\n")
+
+
+@task(on_completion=[_note_in_ledger], on_failure=[_note_in_ledger])
+def hooked(ledger: str, fail: bool) -> str:
+    if fail:
+        raise ValueError("asked to fail")
+    return "ok"
+
+
+@flow(task_runner=CeleryTaskRunner())
+def hooked_on_workers(ledger: str) -> None:
+    hooked.submit(ledger, False).wait()
+    hooked.submit(ledger, True).wait()

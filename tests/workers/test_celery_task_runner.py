@@ -142,3 +142,41 @@ def test_a_flow_whose_queue_no_worker_serves_says_so_and_goes_on_once_one_starts
 
     assert "error" not in outcome, outcome.get("error")
     assert outcome["value"].result() == 49
+
+
+def test_a_cancelled_flow_s_task_runs_on_workers_are_stopped_and_end_cancelled(start_worker, tmp_path):
+    """The running task run's process is killed (its message revoked with terminate), the waiting
+    ones never run, and every unfinished task run ends Cancelled with the flow run."""
+    import threading
+
+    from sdk.flow_runs import cancel_flow_run
+    from tests.deployments.conftest import wait_until
+
+    start_worker(concurrency=1)
+    ledger = tmp_path / "ledger.txt"
+
+    def cancel_once_running() -> None:
+        first = wait_until(lambda: TaskRun.objects.filter(flow_run__flow__name="long-fan-out", name="write_after-0",
+                                                          state_type="RUNNING", flow_run__state_type="RUNNING").first(), 60,
+                           "the first task run starting on the worker")  # fmt: skip
+        cancel_flow_run(first.flow_run_id)
+
+    threading.Thread(target=cancel_once_running, daemon=True).start()
+    state = flows.long_fan_out(str(ledger), return_state=True)
+    assert state.is_cancelled()
+    run = latest("long-fan-out")
+    assert run.state_name == "Cancelled"
+    assert set(run.task_runs.values_list("state_name", flat=True)) == {"Cancelled"}
+    time.sleep(3)  # the revoked messages and the killed process get their chance to misbehave
+    assert not ledger.exists()
+    assert not TaskRun.objects.filter(flow_run=run, states__type="COMPLETED").exists()
+    assert set(run.task_runs.values_list("state_name", flat=True)) == {"Cancelled"}
+
+
+def test_task_hooks_run_once_on_the_worker_that_ran_the_task_run(start_worker, tmp_path):
+    start_worker(concurrency=2)
+    ledger = tmp_path / "hooks.txt"
+    flows.hooked_on_workers(str(ledger))
+    lines = sorted(ledger.read_text().splitlines())
+    assert [line.rsplit(" ", 1)[0] for line in lines] == ["Completed hooked-0", "Failed hooked-1"]
+    assert all(int(line.rsplit(" ", 1)[1]) != os.getpid() for line in lines)

@@ -1,4 +1,4 @@
-"""`python manage.py flow-run <verb>`: list flow runs, inspect one, read its logs.
+"""`python manage.py flow-run <verb>`: list flow runs, inspect one, read its logs, cancel, resume.
 
 The command class lives here, under an importable name; commands/flow-run.py
 re-exports it so that Django, which names a command after its module file,
@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from orchestrator.cli import NounCommand, add_json_flag, parse_log_level, parse_state_types, positive_int
-from orchestrator.runs import selectors
+from orchestrator.runs import pauses, selectors, services
 from orchestrator.runs.management.render import (
     flow_run_detail,
     flow_run_summary,
@@ -26,13 +26,14 @@ from orchestrator.runs.management.render import (
     task_run_summary,
 )
 from orchestrator.runs.models import FlowRun
+from orchestrator.schemas import StateType
 
 DEFAULT_LIMIT = 20
 RUN_HEADERS = ("ID", "NAME", "FLOW", "STATE", "START", "DURATION")
 
 
 class Command(NounCommand):
-    help = "Work with flow runs: list them, inspect one, read its logs."
+    help = "Work with flow runs: list them, inspect one, read its logs, cancel one, resume a paused one."
 
     def add_ls_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--flow", metavar="NAME", help="only runs of the flow with this name")
@@ -107,6 +108,34 @@ class Command(NounCommand):
         lines = selectors.log_list(flow_run_id=run.id, min_level=min_level, include_task_runs=include_task_runs)
         for row in lines.iterator(chunk_size=2000):
             self.stdout.write(log_line(row))
+
+    def add_cancel_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("run_id", metavar="ID", help="the flow run's id, or a unique prefix of it")
+
+    def handle_cancel(self, *, run_id: str, **_: Any) -> None:
+        """Cancel a flow run: one not started is Cancelled at once; a running one goes Cancelling
+        and the process running it stops it."""
+        run = selectors.flow_run_get(flow_run_id=run_id)
+        result = services.flow_run_cancel(flow_run_id=run.id, by="the command line")
+        self.stdout.write(f"Flow run {run.name!r} ({run.id}) is now {result.state.name}.")
+        if result.state.type == StateType.CANCELLING:
+            self.stdout.write("The process running it stops it and marks it Cancelled; "
+                              f"watch with `python manage.py flow-run inspect {run.id}`.")  # fmt: skip
+
+    def add_resume_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("run_id", metavar="ID", help="the flow run's id, or a unique prefix of it")
+        parser.add_argument("--input", dest="run_input", metavar="JSON",
+                            help="the input the paused run waits for, as JSON (checked against its schema)")  # fmt: skip
+
+    def handle_resume(self, *, run_id: str, run_input: str | None, **_: Any) -> None:
+        """Resume a paused flow run (a suspended one is scheduled to run again)."""
+        run = selectors.flow_run_get(flow_run_id=run_id)
+        try:
+            value = json.loads(run_input) if run_input is not None else None
+        except json.JSONDecodeError as error:
+            raise CommandError(f"--input is not valid JSON: {error}") from None
+        result = pauses.flow_run_resume(flow_run_id=run.id, run_input=value, by="the command line")
+        self.stdout.write(f"Flow run {run.name!r} ({run.id}) is now {result.state.name}.")
 
     def _write_fields(self, run: FlowRun, d: dict[str, Any]) -> None:
         host = f"{d['hostname']} (pid {d['pid']})" if d["hostname"] else None

@@ -1,6 +1,8 @@
 """Pages about runs: the dashboard, flows, flow runs and task runs, and the buttons on a run."""
 from __future__ import annotations
 
+import json
+
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
@@ -15,6 +17,7 @@ from orchestrator.deployments.services import deployment_run_retry
 from orchestrator.exceptions import InvalidInput, ObjectNotFound
 from orchestrator.runs import selectors
 from orchestrator.runs.models import FlowRun, TaskRun
+from orchestrator.runs.pauses import flow_run_resume
 from orchestrator.runs.services import flow_run_cancel
 from orchestrator.schemas import TERMINAL_TYPES
 from orchestrator.ui import charts, cursors, dashboard, logs
@@ -100,7 +103,7 @@ def flow_run_page(request: HttpRequest, run_id: UUID) -> HttpResponse:
         "run": run, "task_runs": task_runs[:GRAPH_LIMIT], "more_task_runs": len(task_runs) > GRAPH_LIMIT,
         "subflows": subflows, "timeline": charts.timeline(rows, now), "timeline_rows": rows,
         "graph": charts.graph(task_runs[:GRAPH_LIMIT]), "states": selectors.flow_run_states(flow_run_id=run.pk),
-        "logs": log_page, "can_cancel": run.state_type not in FINISHED,
+        "logs": log_page, "can_cancel": run.state_type not in FINISHED, "pause": _pause(run),
         "can_retry": run.deployment_id is not None and run.state_type in ("FAILED", "CRASHED", "CANCELLED"),
         "live": {"page": "flow_run", "id": str(run.pk), "log_after": log_page.last_id if not log_page.older else None},
     }  # fmt: skip
@@ -130,6 +133,31 @@ def flow_run_cancel_action(request: HttpRequest, run_id: UUID) -> HttpResponse:
         return f"The run is now {result.state.name}" if result.state else "Cancel requested"
 
     return act(request, cancel, f"/runs/{run_id}/")
+
+
+def _pause(run: FlowRun) -> dict | None:
+    """For a Paused run, what the Resume form needs: the input schema, if the pause waits for input."""
+    if run.state_type != "PAUSED" or not run.state_id:
+        return None
+    key = (run.state.details or {}).get("pause_key") or ""
+    schema = ((run.run_input or {}).get(key) or {}).get("schema")
+    return {"schema": schema, "suspended": bool((run.state.details or {}).get("pause_reschedule"))}
+
+
+@login_required
+@require_POST
+def flow_run_resume_action(request: HttpRequest, run_id: UUID) -> HttpResponse:
+    """Resume a paused run; the input, if any, is JSON typed in the form (checked against the pause's schema)."""
+    def resume() -> str:
+        text = request.POST.get("run_input", "").strip()
+        try:
+            value = json.loads(text) if text else None
+        except json.JSONDecodeError as error:
+            raise InvalidInput(f"the input is not valid JSON: {error}") from None
+        result = flow_run_resume(flow_run_id=run_id, run_input=value, by=user_label(request))
+        return f"The run is now {result.state.name}"
+
+    return act(request, resume, f"/runs/{run_id}/")
 
 
 @login_required
