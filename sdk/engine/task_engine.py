@@ -103,6 +103,8 @@ class TaskRunEngine:
         try:
             parameters = inputs.resolve(self.parameters, self.wait_for)
         except UpstreamTaskError as exc:
+            if self._flow_cancelled():  # its upstream was stopped by the cancellation: so is this run
+                return (yield from self._finish_with(Cancelled(message="Not run: the flow run was cancelled"), force=False))
             return (yield from self._finish_with(Pending(message=str(exc), name="NotReady"), force=True))
         try:
             cache_key = self._cache_key(parameters)
@@ -125,6 +127,12 @@ class TaskRunEngine:
         self._log_final()
         run_hooks(self.task, self.run, self.state, self.logger)
         return self.state
+
+    def _flow_cancelled(self) -> bool:
+        """Its flow run was cancelled in this process: a forced NotReady could overwrite the Cancelled
+        state the flow run's end gave this run, so it is not proposed."""
+        scope = self.flow_ctx.cancel_scope if self.flow_ctx else None
+        return scope is not None and scope.requested
 
     def _call(self, parameters: dict[str, Any]) -> Steps:
         task = self.task
