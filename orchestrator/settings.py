@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "orchestrator.limits",
     "orchestrator.deployments",
     "orchestrator.notifications",
+    "orchestrator.secrets",
     "orchestrator.ui",
     "workers",  # commands that load a flow's code (deployment create); the orchestrator's apps never import the SDK
     "orchestrator.server",
@@ -93,7 +94,9 @@ def _database() -> dict:
     if config["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
         # Pooled connections: many server processes and workers share the database's connection slots.
         config["CONN_MAX_AGE"] = 0
-        config["CONN_HEALTH_CHECKS"] = False
+        # Health checks, with a pool: a connection the server closed meanwhile (a restart, a terminated
+        # backend) is replaced when taken from the pool instead of failing the request that takes it.
+        config["CONN_HEALTH_CHECKS"] = True
         size = int(env_float("DATABASE_POOL_SIZE", 20))
         config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": size, "timeout": 30}
     if config["ENGINE"] == "django.db.backends.sqlite3":
@@ -179,6 +182,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "orchestrator.api.schema.add_error_responses",
+        "orchestrator.api.schema.add_links",
+        "orchestrator.api.schema.close_strict_bodies",
     ],
 }
 
@@ -215,6 +220,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.1,  # seconds between looks at the folder when it is empty
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis gives an unacknowledged message to another worker after this long. Runway never
+    # parks a message for long (a run due later waits in the database, not as a Celery ETA),
+    # so the default only has to outlast the longest task run.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_float("BROKER_VISIBILITY_TIMEOUT", 3600.0)}
 CELERY_TASK_SERIALIZER = "json"  # nothing executable crosses the broker
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -236,6 +246,11 @@ RUNWAY_SYSTEM_QUEUE = env_str("SYSTEM_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-syst
 CELERY_TASK_ROUTES = {"runway.schedule_deployment_runs": {"queue": RUNWAY_SYSTEM_QUEUE}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker waits out a broker restart, however long
+# A channel error is survived as a lost connection: RabbitMQ closes the channel of a message not
+# acknowledged within its consumer timeout (30 min by default) -- a long task run, since messages
+# are acknowledged when the run ends. The worker reconnects, the message comes back, and its claim
+# is refused (the run's worker is alive); the run itself goes on.
+CELERY_BROKER_CHANNEL_ERROR_RETRY = True
 # Publishing retries briefly; a flow sends again what the broker could not take (sdk/celery_runner.py).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -258,6 +273,11 @@ RUNWAY_TASK_CONCURRENCY_WAIT_SECONDS = env_float("TASK_CONCURRENCY_WAIT_SECONDS"
 RUNWAY_LATE_AFTER_SECONDS = env_float("LATE_AFTER_SECONDS", 15.0)
 
 # --- Deployments: releasing due runs to agents, and schedules (docs/deployments.md) ------------
+# Deploying copies a flow's code under RUNWAY_DEPLOYMENT_STORAGE. The API registers, and agents run,
+# only code under RUNWAY_DEPLOYMENT_ROOTS (default: that storage), and only @flow functions of it
+# (orchestrator/deployments/entrypoints.py).
+RUNWAY_DEPLOYMENT_STORAGE = Path(env_str("DEPLOYMENT_STORAGE") or RUNWAY_HOME / "deployments").expanduser()
+RUNWAY_DEPLOYMENT_ROOTS = [Path(root).expanduser() for root in env_list("DEPLOYMENT_ROOTS", [str(RUNWAY_DEPLOYMENT_STORAGE)])]
 # Every worker looks for due runs of the queues it serves this often, and releases them.
 RUNWAY_RELEASE_SECONDS = env_float("RELEASE_SECONDS", 1.0)
 # A released run no agent has claimed after this long is sent again (the message is a wake-up;
@@ -269,6 +289,9 @@ RUNWAY_SCHEDULE_HORIZON_SECONDS = env_float("SCHEDULE_HORIZON_SECONDS", 86400.0)
 RUNWAY_SCHEDULE_MAX_RUNS = int(env_float("SCHEDULE_MAX_RUNS", 100))
 RUNWAY_SCHEDULE_MIN_RUNS = int(env_float("SCHEDULE_MIN_RUNS", 3))
 RUNWAY_SCHEDULE_SECONDS = env_float("SCHEDULE_SECONDS", 60.0)
+# Catch-up after downtime: of a deployment's schedule-made runs whose time has passed, only the
+# newest this many are run; older ones are Skipped (orchestrator/deployments/agents.py).
+RUNWAY_SCHEDULE_CATCH_UP = int(env_float("SCHEDULE_CATCH_UP", 1))
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Notifications: rules, channels and deliveries (docs/notifications.md) -----------------------
@@ -290,6 +313,11 @@ RUNWAY_NOTIFICATION_RESEND_SECONDS = env_float("NOTIFICATION_RESEND_SECONDS", 12
 # Each process reads the enabled rules at most this often (state changes are a hot path); a
 # process that saves a rule sees it at once.
 RUNWAY_NOTIFICATION_RULE_CACHE_SECONDS = env_float("NOTIFICATION_RULE_CACHE_SECONDS", 5.0)
+
+# --- Secrets: values stored encrypted, read by name from flows (docs/secrets.md) ----------------
+# Comma-separated Fernet keys: the first encrypts, every one decrypts (`secret reencrypt` after a
+# rotation). Unset: a key derived from SECRET_KEY, so changing SECRET_KEY makes stored secrets unreadable.
+RUNWAY_SECRETS_KEY = env_str("SECRETS_KEY", "")
 # Email notifications go through Django's email backend: SMTP to RUNWAY_EMAIL_HOST:RUNWAY_EMAIL_PORT.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

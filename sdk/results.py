@@ -3,7 +3,8 @@
 Plain JSON values (None, bools, numbers, strings, lists and str-keyed dicts of
 them) are stored inline in the state row when small; anything else is pickled to
 the local file store. A result reference never holds code to run: the pickle files
-are written and read only by this machine's own processes.
+are written and read only by this machine's own processes. A JSON value holding a
+secret this process read goes to the file store too, never into the database.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from sdk.exceptions import CancelledRun, CrashedRun, FailedRun, MissingResult
 from sdk.filesystems import LocalFileSystem
+from sdk.redaction import holds_secret, redact
 
 INLINE_LIMIT = 16 * 1024  # bytes of JSON kept in the state row; larger values go to a file
 UNPERSISTED = {"type": "unpersisted"}
@@ -40,22 +42,27 @@ def persist_value(value: Any, storage: LocalFileSystem | None) -> dict[str, Any]
     """Store `value`; return the reference recorded in the state."""
     if is_plain_json(value):
         text = json.dumps(value)
-        if len(text) <= INLINE_LIMIT:
+        if len(text) <= INLINE_LIMIT and not holds_secret(text):  # a secret value stays out of the database
             return {"type": "json", "value": value}
         return _write(storage, text.encode(), "json")
     return _write(storage, pickle.dumps(value), "pickle")
 
 
 def persist_exception(exc: BaseException, storage: LocalFileSystem | None) -> dict[str, Any]:
-    """Store an exception so `State.result()` can raise it again, with its text for people."""
+    """Store an exception so `State.result()` can raise it again, with its text for people.
+
+    Secret values are redacted from the text; an exception that holds one is kept as that text
+    only (`State.result()` elsewhere raises FailedRun with it), so no copy of the value is written."""
     ref = {
         "type": "exception",
-        "exception": f"{type(exc).__name__}: {exc}",
-        "traceback": "".join(traceback.format_exception(exc)),
+        "exception": redact(f"{type(exc).__name__}: {exc}"),
+        "traceback": redact("".join(traceback.format_exception(exc))),
     }
     try:
-        ref.update(_write(storage, pickle.dumps(exc), "pickle"))
-        ref["type"] = "exception"
+        content = pickle.dumps(exc)
+        if not holds_secret(content):
+            ref.update(_write(storage, content, "pickle"))
+            ref["type"] = "exception"
     except Exception:  # unpicklable exceptions keep their text only
         pass
     return ref

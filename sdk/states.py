@@ -12,6 +12,7 @@ from typing import Any
 from orchestrator.schemas import TERMINAL_TYPES, StateDetails, StateType
 from orchestrator.schemas import State as _SchemaState
 from sdk import results
+from sdk.redaction import redact, redact_data
 
 __all__ = [
     "State", "StateType", "StateDetails", "Scheduled", "Late", "AwaitingRetry", "Pending",
@@ -52,9 +53,11 @@ class State:
         )  # fmt: skip
 
     def to_schema(self) -> _SchemaState:
+        """The state as sent to the orchestrator: secret values in its message and result reference
+        (an exception's text and traceback) are redacted (sdk/redaction.py)."""
         return _SchemaState(
-            type=self.type, name=self.name, message=self.message, timestamp=self.timestamp,
-            details=self.details.copy(), result=self.result_ref, id=self.id,
+            type=self.type, name=self.name, message=redact(self.message), timestamp=self.timestamp,
+            details=self.details.copy(), result=redact_data(self.result_ref), id=self.id,
         )  # fmt: skip
 
     def result(self, raise_on_failure: bool = True, fetch: bool = True) -> Any:

@@ -26,7 +26,6 @@ import itertools
 import json
 import logging
 import threading
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

@@ -22,7 +22,7 @@ def sweep_lost_runs() -> None:
 
     from orchestrator.deployments.agents import flow_runs_sweep_lost, mark_late_runs
     from orchestrator.notifications.services import notification_deliveries_sweep
-    from orchestrator.runs.claims import task_runs_sweep_lost
+    from orchestrator.runs.claims import task_runs_due_to_send, task_runs_sweep_lost
     from orchestrator.runs.pauses import flow_runs_fail_expired_pauses
     from workers.tasks import resend
 
@@ -31,6 +31,7 @@ def sweep_lost_runs() -> None:
         if dispatches:
             logger.warning("retrying %d task run(s) whose worker vanished", len(dispatches))
         resend(dispatches)
+        resend(task_runs_due_to_send(resend_after=settings.RUNWAY_RELEASE_RESEND_SECONDS))
         lost = flow_runs_sweep_lost(timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)
         if lost:
             logger.warning("%d flow run(s) lost their agent: crashed, and retried if their deployment allows", lost)

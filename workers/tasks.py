@@ -12,6 +12,7 @@ from uuid import UUID
 
 from celery.app.trace import build_tracer
 from celery.signals import task_postrun, task_prerun, worker_process_shutdown
+from django.conf import settings
 from django.db import close_old_connections
 
 from workers import rate_limits
@@ -54,8 +55,10 @@ def _run_task_run(self, body: dict) -> None:
     The worker first claims the run: a message delivered twice, or a run another
     live worker holds, is dropped. While the task runs, heartbeats tell the
     orchestrator this worker is alive. A retry delay longer than a second is not
-    slept through: the run waits in the orchestrator as AwaitingRetry and this
-    task is sent again for when it is due.
+    slept through: the run waits in the orchestrator as AwaitingRetry, and this
+    task is sent again with a countdown if it is due within RUNWAY_SWEEP_SECONDS,
+    else by a worker's sweep once it is due (no message is held for long: a
+    broker's visibility or consumer timeout would deliver it twice or drop it).
     """
     from sdk.client import get_client
     from sdk.engine.hosts import hostname
@@ -71,9 +74,14 @@ def _run_task_run(self, body: dict) -> None:
         return
     with _heartbeats.beating(client, run_id, worker):
         deferred = execute(body, client)
-    if deferred is not None:  # give the run back first: the next message may reach another worker
-        client.release_task_run(run_id, worker=worker)
+    if deferred is None:
+        return
+    client.release_task_run(run_id, worker=worker)  # first: the next message may reach another worker
+    if deferred.seconds <= settings.RUNWAY_SWEEP_SECONDS:
         self.apply_async(args=[body], countdown=deferred.seconds, queue=queue)
+    else:  # a Celery ETA would be a message held for that long: the run waits in the database instead
+        logger.info("task run %s waits %.0f s in the database; a worker's sweep sends it when it is due",
+                    body.get("name"), deferred.seconds)  # fmt: skip
 
 
 run_task_run = app.task(name=rate_limits.TASK_NAME, bind=True)(_run_task_run)

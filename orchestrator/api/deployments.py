@@ -13,12 +13,14 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orchestrator.api.pagination import Cursor
+from orchestrator.api.permissions import DeploymentPermission, missing_deployment_permission
 from orchestrator.api.serializers import FlowRunOut, StrictSerializer
-from orchestrator.deployments import selectors, services
+from orchestrator.deployments import entrypoints, selectors, services
 from orchestrator.deployments.models import Deployment, WorkQueue
 from orchestrator.runs.models import FlowRun
 
@@ -164,6 +166,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     pagination_class = _ByCreation
     filterset_fields = {"name": ["exact"], "flow__name": ["exact"], "work_queue__name": ["exact"], "is_paused": ["exact"]}
     ordering_fields = ["created", "name"]
+    permission_classes = [DeploymentPermission]
 
     def get_object(self) -> Deployment:
         return services.deployment_get(ref=self.kwargs["pk"])
@@ -171,10 +174,17 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(request=DeploymentIn, responses={200: DeployedOut, 201: DeployedOut})
     def create(self, request: Request) -> Response:
         """Register a deployment of code the SDK stored (`flow.deploy()` calls this): created (201),
-        or deployed again under the same flow and name (200)."""
+        or deployed again under the same flow and name (200). Needs deployments.add_deployment, and
+        change_deployment to replace one; the code must be under RUNWAY_DEPLOYMENT_ROOTS and the
+        entrypoint a @flow of it (400 says what is wrong)."""
         data = DeploymentIn(data=request.data)
         data.is_valid(raise_exception=True)
-        deployment, created = services.deployment_create(**data.validated_data)
+        fields = data.validated_data
+        replaces = Deployment.objects.filter(flow__name=fields["flow_name"], name=fields["name"].strip()).exists()
+        if replaces and not request.user.has_perm("deployments.change_deployment"):
+            raise PermissionDenied(missing_deployment_permission(request.user, "change"))
+        entrypoints.deployment_code_check(code_path=fields["code_path"], entrypoint=fields["entrypoint"])
+        deployment, created = services.deployment_create(**fields)
         body = {"deployment": DeploymentOut(deployment).data, "created": created}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

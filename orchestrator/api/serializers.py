@@ -102,6 +102,7 @@ class OrchestrationResultOut(serializers.Serializer):
     state = StateOut(allow_null=True, help_text="The state the run is in now.")
     reason = serializers.CharField(allow_null=True)
     delay_seconds = serializers.FloatField(allow_null=True, help_text="For WAIT: propose again after this long.")
+    run_count = serializers.IntegerField(allow_null=True, help_text="The run's attempts so far, this one included.")
 
 
 # --- flows and runs ----------------------------------------------------------------------

@@ -314,15 +314,17 @@ class TaskRunViewSet(_RunViewSet):
 def _refused(result: OrchestrationResult, asked_at: datetime, proposed: State) -> bool:
     """A rejection that wrote nothing and is not the replay of an earlier proposal: an illegal transition.
 
-    Nothing was written when the state the run is in is older than the request:
-    a state written in answer to it is stamped during it.
+    A state written in answer to a proposal with a transition key (or replayed to its
+    repeat) carries that key; any other state was not written for it, even one
+    stamped during the request (a concurrent proposal's). Without a key, nothing was
+    written when the state the run is in is older than the request.
     """
     if result.status != SetStateStatus.REJECT or result.state is None or result.state.timestamp is None:
         return False
-    if result.state.timestamp >= asked_at:
-        return False
     key = proposed.details.transition_key
-    return not (key and result.state.details.transition_key == key)
+    if key:
+        return result.state.details.transition_key != key
+    return result.state.timestamp < asked_at
 
 
 def _created_response(run: FlowRun | TaskRun, serializer: type, result: OrchestrationResult) -> Response:

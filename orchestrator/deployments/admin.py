@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -17,7 +17,7 @@ from django.utils.html import format_html
 
 from orchestrator.deployments import services
 from orchestrator.deployments.models import Deployment, WorkQueue
-from orchestrator.exceptions import InvalidInput
+from orchestrator.exceptions import InvalidInput, ObjectNotFound
 
 
 @admin.register(WorkQueue)
@@ -125,7 +125,10 @@ class DeploymentAdmin(admin.ModelAdmin):
 
     def run_view(self, request: HttpRequest, pk: str) -> HttpResponse:
         """A form to run one deployment with parameters of the user's choosing."""
-        deployment = services.deployment_get(ref=str(pk))
+        try:
+            deployment = services.deployment_get(ref=str(pk))
+        except ObjectNotFound as missing:
+            raise Http404(str(missing)) from None
         if not self.has_change_permission(request, deployment):
             raise PermissionDenied
         form = DeploymentRunForm(request.POST or None, initial={"parameters": deployment.parameters})
@@ -151,14 +154,14 @@ class DeploymentAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Created flow run {run.name!r} of {deployment}.", messages.SUCCESS)
 
-    @admin.action(description="Pause the selected deployments")
+    @admin.action(description="Pause the selected deployments", permissions=["change"])
     def pause(self, request: HttpRequest, queryset) -> None:
         for deployment in queryset:
             services.deployment_set_paused(ref=str(deployment.pk), paused=True)
         self.message_user(request, f"Paused {len(queryset)} deployment(s); their upcoming scheduled runs were removed.",
                           messages.SUCCESS)  # fmt: skip
 
-    @admin.action(description="Resume the selected deployments")
+    @admin.action(description="Resume the selected deployments", permissions=["change"])
     def resume(self, request: HttpRequest, queryset) -> None:
         for deployment in queryset:
             services.deployment_set_paused(ref=str(deployment.pk), paused=False)

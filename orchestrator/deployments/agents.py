@@ -96,6 +96,7 @@ def _release_from(queue: WorkQueue, now: datetime, batch: int) -> list[Released]
             room = min(batch, locked.concurrency_limit - _active_count(locked.name))
         if room <= 0:
             return []
+        _skip_missed_slots(deployment_ids, now)
         due = (FlowRun.objects.select_for_update(skip_locked=True)
                .filter(deployment_id__in=deployment_ids, state_type=StateType.SCHEDULED,
                        next_scheduled_start_time__lte=now, worker="")
@@ -110,6 +111,33 @@ def _release_from(queue: WorkQueue, now: datetime, batch: int) -> list[Released]
             FlowRun.objects.filter(pk=run_id).update(work_queue_name=locked.name, worker="", heartbeat=now)
             released.append(Released(run_id, locked.name))
     return released
+
+
+def _skip_missed_slots(deployment_ids: list[Any], now: datetime) -> int:
+    """Catch-up policy: of each deployment's schedule-made runs whose time has passed and no agent
+    took, run only the newest RUNWAY_SCHEDULE_CATCH_UP; the older ones end Skipped (a Cancelled
+    state), so agents coming back after downtime run each schedule once, not a burst of stale
+    slots. Runs asked for by hand, and runs that already ran (a retry), are never skipped."""
+    from django.conf import settings
+
+    from orchestrator.deployments.scheduling import KEY_PREFIX
+
+    keep = max(settings.RUNWAY_SCHEDULE_CATCH_UP, 1)
+    due = (FlowRun.objects.filter(deployment_id__in=deployment_ids, state_type=StateType.SCHEDULED, worker="",
+                                  next_scheduled_start_time__lte=now, idempotency_key__startswith=KEY_PREFIX,
+                                  run_count=0)
+           .order_by("deployment_id", "-next_scheduled_start_time").values_list("pk", "deployment_id"))  # fmt: skip
+    seen: dict[Any, int] = {}
+    skipped = 0
+    for run_id, deployment_id in due:
+        seen[deployment_id] = seen.get(deployment_id, 0) + 1
+        if seen[deployment_id] <= keep:
+            continue
+        state = State(StateType.CANCELLED, name="Skipped",
+                      message=f"Missed slot: a later run of this schedule is due too, and only the newest "
+                              f"{keep} missed run(s) are run (RUNWAY_SCHEDULE_CATCH_UP)")  # fmt: skip
+        skipped += flow_run_set_state(flow_run_id=run_id, state=state).status == SetStateStatus.ACCEPT
+    return skipped
 
 
 def _active_count(queue: str) -> int:

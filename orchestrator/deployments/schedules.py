@@ -139,10 +139,19 @@ def _cron_times(schedule: Schedule, start: datetime, end: datetime, limit: int) 
         when = it.get_next(datetime)
         if when >= end:
             break
-        if found and fixed_hours and when.replace(tzinfo=None) == found[-1].astimezone(zone).replace(tzinfo=None):
+        if fixed_hours and _second_occurrence(when, zone):
             continue  # the same wall-clock time again, in the hour clocks went back: run once
         found.append(when)
     return found
+
+
+def _second_occurrence(when: datetime, zone: ZoneInfo) -> bool:
+    """Whether `when` is the repeat of a wall-clock time the clocks went back over (its first
+    occurrence an hour earlier). Decided from `when` alone, so that a schedule asked from a
+    start between the two occurrences does not take the repeat for a new time."""
+    wall = when.replace(tzinfo=None)
+    first, second = wall.replace(tzinfo=zone, fold=0), wall.replace(tzinfo=zone, fold=1)
+    return first.utcoffset() != second.utcoffset() and when.astimezone(timezone.utc) == second.astimezone(timezone.utc)
 
 
 def _interval_times(schedule: Schedule, start: datetime, end: datetime, limit: int) -> list[datetime]:

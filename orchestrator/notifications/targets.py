@@ -181,8 +181,9 @@ def _check_address(hostname: str, address: Address | None) -> None:
     kind = _internal_kind(address)
     if kind:
         where = f"is {address}" if str(address) == hostname else f"resolves to {address}"
-        raise HostRefused(f"webhook host {hostname!r} {where}, a {kind} address: webhooks may not reach internal "
-                          f"addresses; {how}")  # fmt: skip
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise HostRefused(f"webhook host {hostname!r} {where}, {article} {kind} address: webhooks may not reach "
+                          f"internal addresses; {how}")  # fmt: skip
 
 
 def _internal_kind(address: Address | None) -> str:

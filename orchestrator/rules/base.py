@@ -69,7 +69,8 @@ class OrchestrationContext:
 
     def result(self, written: State | None) -> OrchestrationResult:
         state = written if self.write else self.initial
-        return OrchestrationResult(self.status, state, self.reason, self.delay_seconds)
+        return OrchestrationResult(self.status, state, self.reason, self.delay_seconds,
+                                   getattr(self.run, "run_count", None))  # fmt: skip
 
 
 class Rule:

@@ -37,12 +37,29 @@ TASK_TRANSITIONS = {
 
 
 class PreventDuplicateTransitions(Rule):
-    """A proposal repeating the transition key of the current state is answered again, not re-applied."""
+    """A proposal repeating a transition key already written for the run is answered again, not re-applied.
+
+    The current state's key is answered as the first time. A key written further back
+    (a repeat that arrives late: the client's first request was still being served
+    when it retried and went on, or the run moved on meanwhile) is refused, with the
+    run's current state, so that a proposal is never applied twice.
+    """
 
     def before_transition(self, ctx: OrchestrationContext) -> None:
         key = ctx.proposed.details.transition_key
-        if key and ctx.initial and ctx.initial.details.transition_key == key:
+        if not key or ctx.initial is None:
+            return
+        if ctx.initial.details.transition_key == key:
             ctx.replay("this transition was already applied; returning its result")
+            return
+        if ctx.proposed.details.from_state_id == str(ctx.initial.id):
+            return  # made from the current state: had it been applied, the run would have left that state
+        from orchestrator.runs import store
+
+        earlier = store.state_with_transition_key(store.Db(), ctx.kind, ctx.run.id, key)
+        if earlier is not None:
+            ctx.reject(None, f"this transition (key {key!r}) was already applied, as {earlier}; the run has moved "
+                             f"on to {ctx.initial.name} since, so it is not applied again")  # fmt: skip
 
 
 class AbortSupersededProposals(Rule):

@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator.exceptions import ObjectNotFound
@@ -102,6 +103,21 @@ def task_runs_sweep_lost(*, timeout: float, task_run_ids: list[UUID] | None = No
             if _crash_and_maybe_retry(run, now, why=_lost_message(run, now)) and run.dispatch:
                 resend.append(run.dispatch)
     return resend
+
+
+def task_runs_due_to_send(*, resend_after: float, now: datetime | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    """The dispatches of runs that waited in the database (a retry delay, longer than a broker
+    should hold a message) and are due now: each stamped as sent (`heartbeat`, with no worker)
+    so that another sweep sends it again only if nobody claimed it within `resend_after` seconds."""
+    now = now or timezone.now()
+    waiting = (TaskRun.objects.filter(state_type=StateType.SCHEDULED, worker="", dispatch__isnull=False,
+                                      next_scheduled_start_time__lte=now)
+               .filter(Q(heartbeat__isnull=True) | Q(heartbeat__lt=now - timedelta(seconds=resend_after))))  # fmt: skip
+    due = []
+    for run_id, dispatch in list(waiting.values_list("pk", "dispatch")[:limit]):
+        if waiting.filter(pk=run_id).update(heartbeat=now) == 1:  # one sweeper sends it, not every one
+            due.append(dispatch)
+    return due
 
 
 def _quiet(run: TaskRun, now: datetime, timeout: float) -> bool:

@@ -133,9 +133,26 @@ class Db:
 
 
 def load_run_for_update(db: Db, kind: str, run_id: UUID) -> tuple[RunRow, State | None] | None:
-    """The run and its current state, locked until the transaction ends (row lock on PostgreSQL)."""
+    """The run and its current state, locked until the transaction ends (row lock on PostgreSQL).
+
+    On PostgreSQL the lock is taken first, by a statement of its own: a single
+    `SELECT ... JOIN ... FOR UPDATE` that waited for a concurrent writer's lock
+    re-reads the run's row once that writer commits, but not the state row it
+    joins, which its snapshot cannot see: it would answer the new pointer with
+    the old (or no) state, and two concurrent proposals would both be applied.
+    (SQLite's IMMEDIATE transaction holds the database's write lock from its start.)
+    """
+    if db.postgres:
+        locked = db.execute(_lock_sql(kind), [db.uuid(run_id)], fetch=True)
+        if locked is None:
+            return None
     row = db.execute(_select_sql(kind, db.vendor), [db.uuid(run_id)], fetch=True)
     return None if row is None else _parse_run(row, kind == "task")
+
+
+@lru_cache(maxsize=None)
+def _lock_sql(kind: str) -> str:
+    return f"SELECT id FROM {_TABLES[kind][0]} WHERE id = %s FOR UPDATE"
 
 
 def flow_run_summary(db: Db, flow_run_id: UUID) -> FlowRunSummary | None:
@@ -154,8 +171,7 @@ def _select_sql(kind: str, vendor: str) -> str:
     if kind == "task":
         columns += ["r.flow_run_run_count", "r.flow_run_id", "f.state_type", "f.state_name", "f.run_count", "r.tags"]
         joins += " LEFT JOIN runs_flowrun f ON f.id = r.flow_run_id"
-    lock = " FOR UPDATE OF r" if vendor == "postgresql" else ""
-    return _placeholders(f"SELECT {', '.join(columns)} FROM {run_table} r {joins} WHERE r.id = %s{lock}", vendor)
+    return _placeholders(f"SELECT {', '.join(columns)} FROM {run_table} r {joins} WHERE r.id = %s", vendor)
 
 
 def _parse_run(row: tuple, task: bool) -> tuple[RunRow, State | None]:
@@ -178,6 +194,16 @@ def _parse_run(row: tuple, task: bool) -> tuple[RunRow, State | None]:
             run.flow_run = FlowRunSummary(state_type=row[19], state_name=row[20], run_count=row[21])
         run.tags = _json(row[22]) or []
     return run, state
+
+
+def state_with_transition_key(db: Db, kind: str, run_id: UUID, key: str) -> str | None:
+    """The name of the run's state written for the proposal with this transition key, if any
+    (a run has a few states, found by the (run, timestamp) index; the key is read from their details)."""
+    _, state_table, run_column = _TABLES[kind]
+    key_of = "details ->> 'transition_key'" if db.postgres else "json_extract(details, '$.transition_key')"
+    sql = _placeholders(f"SELECT name FROM {state_table} WHERE {run_column} = %s AND {key_of} = %s LIMIT 1", db.vendor)
+    row = db.execute(sql, [db.uuid(run_id), key], fetch=True)
+    return row[0] if row else None
 
 
 def claim_waiting_task_run(db: Db, run_id: UUID, *, worker: str, hostname: str, pid: int | None,

@@ -172,12 +172,14 @@ class State:
 
 @dataclass
 class OrchestrationResult:
-    """The orchestrator's answer: the status, the run's state now, why, and for WAIT how long."""
+    """The orchestrator's answer: the status, the run's state now, why, for WAIT how long, and the
+    run's run_count now (the attempt a process that starts the run is in, wherever earlier ones ran)."""
 
     status: SetStateStatus
     state: State | None
     reason: str | None = None
     delay_seconds: float | None = None
+    run_count: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -192,4 +194,5 @@ class OrchestrationResult:
             state=State.from_dict(data["state"]) if data.get("state") else None,
             reason=data.get("reason"),
             delay_seconds=data.get("delay_seconds"),
+            run_count=data.get("run_count"),
         )

@@ -117,6 +117,15 @@ class OrchestrationClient(abc.ABC):
         """Store a batch of log lines."""
 
     @abc.abstractmethod
+    def read_secret(self, name: str) -> str:
+        """The decrypted value of the secret `name`; ObjectNotFound names an unknown one.
+        Over HTTP it needs a write-scoped token (a read-only one is refused)."""
+
+    @abc.abstractmethod
+    def set_secret(self, name: str, value: str, *, overwrite: bool = True) -> None:
+        """Store `value` encrypted under `name`; without `overwrite` an existing name is InvalidInput."""
+
+    @abc.abstractmethod
     def runs_in_progress_on_host(self, hostname: str) -> list[tuple[str, UUID, int | None]]:
         """("flow"|"task", id, pid) of unfinished runs started on `hostname`."""
 

@@ -177,6 +177,16 @@ class HttpClient(OrchestrationClient):
         for start in range(0, len(logs), LOG_BATCH):  # a key per batch: a retried batch is stored once
             self._request("POST", "logs/", logs[start : start + LOG_BATCH], headers={"Idempotency-Key": uuid.uuid4().hex})
 
+    def read_secret(self, name: str) -> str:
+        # A POST: read-only tokens (GET only) cannot read values; retried like any request (it changes nothing).
+        return self._request("POST", f"secrets/{quote(name, safe='')}/reveal/", {})["value"]
+
+    def set_secret(self, name: str, value: str, *, overwrite: bool = True) -> None:
+        if overwrite:
+            self._request("PUT", f"secrets/{quote(name, safe='')}/", {"value": value})
+        else:
+            self._request("POST", "secrets/", {"name": name, "value": value})
+
     def runs_in_progress_on_host(self, hostname: str) -> list[tuple[str, UUID, int | None]]:
         found: list[tuple[str, UUID, int | None]] = []
         for kind, path in (("flow", "flow_runs/"), ("task", "task_runs/")):

@@ -11,9 +11,12 @@ contends with itself for SQLite's single writer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
@@ -23,6 +26,8 @@ from uuid import UUID
 from orchestrator.schemas import OrchestrationResult, State
 from sdk.client.base import OrchestrationClient
 from sdk.engine.timeouts import shielded
+
+logger = logging.getLogger("runway.client")
 
 T = TypeVar("T")
 _STOP = object()
@@ -80,7 +85,10 @@ class InProcessClient(OrchestrationClient):
             return fn(**kwargs)
         if current is threading.main_thread() and not _loop_running():
             with shielded(), self._lock:  # inline: a hand-off costs two thread wake-ups, a third of a call
-                return fn(**kwargs)
+                ok, value = _serve_one(fn, kwargs)
+            if not ok:
+                raise value
+            return value
         # A reply queue per call: if the wait below is interrupted (a task timeout injected into
         # this thread), the late reply must not be read as the answer to this thread's next call.
         reply: queue.SimpleQueue = queue.SimpleQueue()
@@ -116,12 +124,12 @@ class InProcessClient(OrchestrationClient):
     def set_flow_run_state(self, flow_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
         from orchestrator.runs.services import flow_run_set_state
 
-        return self._call(flow_run_set_state, flow_run_id=flow_run_id, state=state, force=force)
+        return self._call(flow_run_set_state, flow_run_id=flow_run_id, state=_keyed(state), force=force)
 
     def set_task_run_state(self, task_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
         from orchestrator.runs.services import task_run_set_state
 
-        return self._call(task_run_set_state, task_run_id=task_run_id, state=state, force=force)
+        return self._call(task_run_set_state, task_run_id=task_run_id, state=_keyed(state), force=force)
 
     def get_task_run_states(self, task_run_ids: list[UUID], final_only: bool = False) -> dict[UUID, State]:
         from orchestrator.runs.selectors import task_run_current_states
@@ -228,6 +236,16 @@ class InProcessClient(OrchestrationClient):
 
         self._call(logs_create, logs=logs)
 
+    def read_secret(self, name: str) -> str:
+        from orchestrator.secrets.services import secret_value
+
+        return self._call(secret_value, name=name, by=f"the SDK (pid {os.getpid()})")
+
+    def set_secret(self, name: str, value: str, *, overwrite: bool = True) -> None:
+        from orchestrator.secrets.services import secret_set
+
+        self._call(secret_set, name=name, value=value, overwrite=overwrite)
+
     def runs_in_progress_on_host(self, hostname: str) -> list[tuple[str, UUID, int | None]]:
         from orchestrator.runs.selectors import runs_in_progress_on_host
 
@@ -247,10 +265,59 @@ _GROUP_MAX = 64
 
 
 def _serve_one(fn: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    """(True, answer) or (False, the exception). A call the database failed for operational reasons
+    (a lost connection: a restarted or failed-over server, a terminated backend; a deadlock or
+    serialization failure) runs again, on a new connection if need be, with backoff, for up to
+    RUNWAY_API_RETRY_SECONDS: its transaction was rolled back, or, for a state proposal whose
+    answer was lost after the commit, its transition key makes the repeat an answer, not a
+    second write."""
+    from django.db import connection
+
+    from sdk.settings import get_settings
+
+    delay, deadline = 0.05, None
+    while True:
+        try:
+            return True, fn(**kwargs)
+        except _database_errors() as exc:
+            if connection.in_atomic_block:
+                return False, exc  # the group's transaction failed: each of its calls runs again alone
+            deadline = deadline or time.monotonic() + get_settings().api_retry_seconds
+            if time.monotonic() + delay > deadline:
+                return False, exc
+            logger.warning("the database failed (%s); retrying in %.2f s", str(exc).strip(), delay)
+            if _connection_lost(connection):
+                connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        except BaseException as exc:  # handed to the caller, which re-raises it
+            return False, exc
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """The operational ones, Django's and psycopg's own (orchestrator/runs/store.py runs some
+    statements on the driver's cursor); not integrity or programming errors."""
+    from django.db import InterfaceError, OperationalError
+
     try:
-        return True, fn(**kwargs)
-    except BaseException as exc:  # handed to the caller, which re-raises it
-        return False, exc
+        import psycopg
+    except ImportError:
+        return OperationalError, InterfaceError
+    return OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError
+
+
+def _connection_lost(connection: Any) -> bool:
+    """Whether the driver's connection is broken (psycopg marks it; an SQLite file has none to lose).
+    Django's `is_usable()` cannot tell: with a pool it answers for a fresh connection."""
+    raw = connection.connection
+    return raw is None or bool(getattr(raw, "broken", False) or getattr(raw, "closed", False))
+
+
+def _keyed(state: State) -> State:
+    """The proposal with a transition key, so that running it again after a lost connection is safe."""
+    if not state.details.transition_key:
+        state.details.transition_key = uuid.uuid4().hex
+    return state
 
 
 def _serve_group(group: list[tuple[Any, Callable[..., Any], dict[str, Any]]]) -> list[tuple[bool, Any]]:

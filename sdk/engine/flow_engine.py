@@ -23,6 +23,7 @@ from sdk.engine.parameters import validate
 from sdk.engine.propose import propose, propose_now
 from sdk.exceptions import Abort, FlowRunCancelledError, FlowRunTimeoutError, Pause, ParameterTypeError, TerminationSignal
 from sdk.logging import flow_run_logger, get_logger
+from sdk.redaction import redact, redact_data
 from sdk.settings import get_settings
 from sdk.states import Cancelled, Crashed, Failed, Pending, Running, State
 
@@ -43,11 +44,11 @@ class FlowRunEngine:
 
     def create(self) -> None:
         flow = self.flow
-        name = flow.flow_run_name_for(self.parameters)
+        name = redact(flow.flow_run_name_for(self.parameters))  # a template may name a secret parameter
         tags = sorted(current_tags())
         run_id, answer = self.client.create_flow_run(
             flow_id=self.client.create_flow(flow.name), name=name, state=Pending().to_schema(),
-            parameters=jsonable(self.parameters), tags=tags,
+            parameters=redact_data(jsonable(self.parameters)), tags=tags,  # as shown: without secret values
             parent_flow_run_id=self.parent.flow_run.id if self.parent else None,
             empirical_policy={"retries": flow.retries, "retry_delay": flow.retry_delay_seconds},
             **process_fields(),

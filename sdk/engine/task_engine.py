@@ -18,6 +18,7 @@ from sdk.engine.propose import propose, propose_now
 from sdk.exceptions import Abort, FlowRunCancelledError, TaskRunTimeoutError, UpstreamTaskError
 from sdk.filesystems import LocalFileSystem
 from sdk.logging import flow_run_logger, task_run_logger
+from sdk.redaction import redact
 from sdk.settings import get_settings
 from sdk.states import Cancelled, Crashed, Pending, Running, State
 
@@ -46,7 +47,7 @@ class TaskRunEngine:
         """
         flow_ctx, task = self.flow_ctx, self.task
         self.dynamic_key = flow_ctx.next_dynamic_key(task.task_key) if flow_ctx else uuid4().hex[:8]
-        name = task.task_run_name_for(self.parameters) or f"{task.name}-{self.dynamic_key}"
+        name = redact(task.task_run_name_for(self.parameters) or f"{task.name}-{self.dynamic_key}")  # templates may name secrets
         tags = sorted(current_tags() | set(task.tags))
         self.run = RunInfo(id=uuid4(), name=name, parameters=self.parameters, tags=tags)
         self.context = TaskRunContext(
@@ -167,13 +168,12 @@ class TaskRunEngine:
         running.details.cache_key = cache_key
         running.details.refresh_cache = bool(self.task.refresh_cache)
         if self.created:
-            state = yield from self._propose(running)
+            state = yield from propose(self.client, running, task_run_id=self.run.id, run=self.run)
         else:
             answer = self.create(then=running)
             if self.flow_ctx:
                 flow_run_logger(self.flow_ctx).info(f"Executing {self.run.name!r} immediately...")
-            state = yield from propose(self.client, running, task_run_id=self.run.id, answer=answer)
-        self.run.run_count += 1 if state.is_running() else 0
+            state = yield from propose(self.client, running, task_run_id=self.run.id, answer=answer, run=self.run)
         return state
 
     def _final_state(self, outcome: Outcome, cache_key: str | None) -> State:

@@ -1,5 +1,8 @@
 """Where run log lines go: the terminal, in Prefect's format, and the Log table, in batches.
 
+Both handlers replace the secret values this process read by ******** (sdk/redaction.py),
+in the message and in the traceback of a logged exception.
+
 Persisting happens on a background thread (`LogWorker`) so a log call costs
 the caller a queue put; `flush_logs()` waits until every line so far is stored,
 which the engine does when a flow run ends and the process does at exit.
@@ -13,6 +16,8 @@ import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
+
+from sdk.redaction import redact
 
 DATEFMT = "%H:%M:%S"
 _FLOW_FMT = logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | Flow run %(flow_run_name)r - %(message)s", DATEFMT)
@@ -37,6 +42,9 @@ class ConsoleHandler(logging.StreamHandler):
     def __init__(self) -> None:
         super().__init__()
         self.setFormatter(RunFormatter())
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
     @property
     def stream(self):  # type: ignore[override]
@@ -64,7 +72,7 @@ class OrchestratorHandler(logging.Handler):
                 "task_run_id": task_run_id,
                 "level": record.levelno,
                 "name": record.name,
-                "message": message,
+                "message": redact(message),
                 "timestamp": datetime.fromtimestamp(record.created, timezone.utc),
             }
         except Exception:

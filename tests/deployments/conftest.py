@@ -60,6 +60,40 @@ def agent_flow(tmp_path):
     return write
 
 
+def may_deploy(raw_token: str) -> str:
+    """The API token `raw_token`, its user given the permissions to add, change and delete deployments."""
+    from django.contrib.auth.models import Permission
+
+    from orchestrator.accounts.services import token_authenticate
+
+    codenames = ["add_deployment", "change_deployment", "delete_deployment"]
+    permissions = Permission.objects.filter(content_type__app_label="deployments", codename__in=codenames)
+    token_authenticate(raw=raw_token).user.user_permissions.add(*permissions)
+    return raw_token
+
+
+@pytest.fixture
+def api(live_server, make_token):
+    """An httpx client for the live server's /api/, with a write token of a user who may deploy."""
+    import httpx
+
+    with httpx.Client(base_url=f"{live_server}/api/", headers={"Authorization": f"Bearer {may_deploy(make_token())}"},
+                      timeout=30) as client:  # fmt: skip
+        yield client
+
+
+@pytest.fixture
+def stored_code() -> str:
+    """A directory of deployment storage (under RUNWAY_DEPLOYMENT_ROOTS) holding f.py with the flow `f`:
+    the code_path and entrypoint "f.py:f" that deployments posted to the API name."""
+    from django.conf import settings
+
+    code = settings.RUNWAY_DEPLOYMENT_STORAGE / "tests" / uuid.uuid4().hex
+    code.mkdir(parents=True)
+    (code / "f.py").write_text("from sdk import flow\n\n@flow\ndef f(msg: str, n: int = 0) -> str:\n    return msg * n\n")
+    return str(code)
+
+
 class Beat(CeleryProcess):
     """`celery -A workers beat` with the DatabaseScheduler."""
 

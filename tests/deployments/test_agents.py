@@ -270,7 +270,7 @@ def test_a_run_whose_stored_code_cannot_be_loaded_ends_crashed_saying_why(agent_
     command("deployment", "create", entrypoint, "--name", "broken", "--param", f"ledger={ledger}", "-q", queue)
     stored = Path(services.deployment_get(ref=f"{flow_name}/broken").code_path, "etl.py")
     stored.chmod(0o644)
-    stored.write_text("raise RuntimeError('the stored copy is broken')\n")  # as if the storage were damaged
+    stored.write_text("raise RuntimeError('the stored copy is broken')\n" + stored.read_text())  # as if damaged
     start_worker(queue, 1)
 
     run_id = services.deployment_run_create(ref=f"{flow_name}/broken").id

@@ -9,6 +9,7 @@ from orchestrator.deployments import services
 from orchestrator.deployments.models import Deployment, WorkQueue
 from orchestrator.runs.models import FlowRun
 from tests.api.test_admin_tokens import admin_browser
+from tests.deployments.conftest import may_deploy
 from tests.deployments.test_deploy import FLOW
 from tests.sdk.conftest import run_script
 
@@ -48,13 +49,12 @@ def test_a_flow_deploys_itself_over_http_and_the_api_reads_pauses_and_deletes_it
         spec = importlib.util.spec_from_file_location("jobs", {str(script)!r})
         jobs = importlib.util.module_from_spec(spec); spec.loader.exec_module(jobs)
         from sdk.deployments import deploy, run_deployment
-        deployed = deploy({str(script)!r} + ":{name}", name="over-http", parameters={{"msg": "hi"}},
-                          storage={str(tmp_path / 'storage')!r})
+        deployed = deploy({str(script)!r} + ":{name}", name="over-http", parameters={{"msg": "hi"}})
         run = run_deployment("{name.replace('_', '-')}/over-http", parameters={{"count": 2}}, timeout=0)
         print(run.id, run.state.name)
         print(deployed.id)
     """)
-    result = run_script(code, RUNWAY_API_URL=f"{live_server}/api", RUNWAY_API_KEY=make_token())
+    result = run_script(code, RUNWAY_API_URL=f"{live_server}/api", RUNWAY_API_KEY=may_deploy(make_token()))
     assert result.returncode == 0, result.stderr
     *_, (run_id, state_name), (deployment_id,) = [line.split() for line in result.stdout.strip().splitlines()]
     assert state_name == "Scheduled"
@@ -71,8 +71,8 @@ def test_a_flow_deploys_itself_over_http_and_the_api_reads_pauses_and_deletes_it
     assert not Deployment.objects.filter(pk=deployment_id).exists()
 
 
-def test_the_api_runs_a_deployment_with_its_defaults_or_given_parameters_and_refuses_bad_ones(api):
-    body = {"flow_name": f"apirun-{uuid.uuid4().hex[:6]}", "name": "d", "entrypoint": "f.py:f", "code_path": "/x",
+def test_the_api_runs_a_deployment_with_its_defaults_or_given_parameters_and_refuses_bad_ones(api, stored_code):
+    body = {"flow_name": f"apirun-{uuid.uuid4().hex[:6]}", "name": "d", "entrypoint": "f.py:f", "code_path": stored_code,
             "code_version": "0" * 64, "parameters": {"msg": "hi"},
             "parameter_schema": {"properties": {"msg": {}, "n": {}}, "required": ["msg"], "additionalProperties": False}}  # fmt: skip
     deployment_id = api.post("deployments/", json=body).json()["deployment"]["id"]
@@ -93,8 +93,8 @@ def test_the_api_runs_a_deployment_with_its_defaults_or_given_parameters_and_ref
     assert missing.status_code == 404
 
 
-def test_a_deployment_posted_with_an_unknown_parameter_or_a_bad_code_version_is_refused(api):
-    body = {"flow_name": "f", "name": "d", "entrypoint": "f.py:f", "code_path": "/x", "code_version": "0" * 64,
+def test_a_deployment_posted_with_an_unknown_parameter_or_a_bad_code_version_is_refused(api, stored_code):
+    body = {"flow_name": "f", "name": "d", "entrypoint": "f.py:f", "code_path": stored_code, "code_version": "0" * 64,
             "parameters": {"nope": 1}, "parameter_schema": {"properties": {"msg": {}}, "additionalProperties": False}}  # fmt: skip
     unknown = api.post("deployments/", json=body)
     bad_version = api.post("deployments/", json={**body, "parameters": {}, "code_version": "abc"})
@@ -115,8 +115,8 @@ def test_the_admin_lists_queues_and_deployments_and_pauses_queues(live_server):
     assert browser.get("/admin/deployments/deployment/add/").status_code == 403  # made by deploying code
 
 
-def test_schedules_cross_the_api_and_a_malformed_one_is_a_400(api):
-    body = {"flow_name": f"sched-{uuid.uuid4().hex[:6]}", "name": "d", "entrypoint": "f.py:f", "code_path": "/x",
+def test_schedules_cross_the_api_and_a_malformed_one_is_a_400(api, stored_code):
+    body = {"flow_name": f"sched-{uuid.uuid4().hex[:6]}", "name": "d", "entrypoint": "f.py:f", "code_path": stored_code,
             "code_version": "0" * 64, "schedules": [{"cron": "0 9 * * *", "timezone": "Europe/Paris"}]}  # fmt: skip
     created = api.post("deployments/", json=body)
     bad = api.post("deployments/", json={**body, "schedules": [{"cron": "0 9 * * MON-XYZ"}]})

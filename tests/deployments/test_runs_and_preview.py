@@ -120,4 +120,5 @@ def test_schedules_make_upcoming_runs_and_pausing_one_removes_only_its_runs(api)
     from django_celery_beat.models import PeriodicTask
 
     tasks = PeriodicTask.objects.filter(name__startswith=f"runway schedule {found.pk} ").order_by("name")
-    assert [(t.name.split()[-1], t.enabled) for t in tasks] == [(str(morning.pk), False), (str(evening.pk), True)]
+    found_tasks = sorted((int(t.name.split()[-1]), t.enabled) for t in tasks)  # by id, not as text ("10" < "9")
+    assert found_tasks == [(morning.pk, False), (evening.pk, True)]

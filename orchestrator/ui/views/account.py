@@ -72,7 +72,8 @@ def token_revoke_action(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def settings_page(request: HttpRequest) -> HttpResponse:
-    preference, _ = Preference.objects.get_or_create(user=request.user)
+    # Unsaved until the form is saved: showing the page writes nothing (GET never changes data).
+    preference = Preference.objects.filter(user=request.user).first() or Preference(user=request.user)
     form = PreferenceForm(request.POST or None, instance=preference)
     if request.method == "POST" and form.is_valid():
         form.save()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Min, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -89,6 +89,7 @@ def deployment_run_form(request: HttpRequest, deployment_id: UUID) -> HttpRespon
 
 
 @login_required
+@permission_required("deployments.change_deployment", raise_exception=True)
 @require_POST
 def deployment_pause(request: HttpRequest, deployment_id: UUID, paused: bool) -> HttpResponse:
     def change() -> str:
