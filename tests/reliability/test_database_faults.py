@@ -34,26 +34,62 @@ def _terminate_all(stop: threading.Event, counts: list[int]) -> None:
             counts.append(len(rows))
 
 
+def _terminate_connections_for(seconds: float) -> list[int]:
+    """Terminate every connection of the database every 0.3 s for `seconds`; how many per round."""
+    stop, counts = threading.Event(), []
+    killer = threading.Thread(target=_terminate_all, args=(stop, counts), daemon=True)
+    killer.start()
+    time.sleep(seconds)
+    stop.set()
+    killer.join()
+    connections.close_all()  # this thread's connection was terminated too
+    return counts
+
+
 def test_terminated_connections_are_survived_with_nothing_half_written(start_worker, ledger_group):
     for _ in range(2):
         start_worker(concurrency=1)
     running = FlowInThread(flows.counted_fan_out, ledger_group, N)
     wait_for_executions(ledger_group, 10)
-    stop, counts = threading.Event(), []
-    killer = threading.Thread(target=_terminate_all, args=(stop, counts), daemon=True)
-    killer.start()
-    time.sleep(6)
-    stop.set()
-    killer.join()
-    connections.close_all()  # this thread's connection was terminated too
+    counts = _terminate_connections_for(6)
     state = running.join(timeout=180)
+    _assert_nothing_half_written(ledger_group, counts, state.result(), "in process")
 
+
+def test_a_flow_over_http_survives_its_server_s_connections_being_terminated(start_worker, ledger_group,
+                                                                             live_server, make_token):  # fmt: skip
+    """The flow's process talks to the server (RUNWAY_API_URL): the server's requests fail while its
+    connections are cut (answered 5xx), the HTTP client retries them, with their transition keys."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for _ in range(2):
+        start_worker(concurrency=1)
+    code = f"from tests.reliability import flows\nprint(flows.counted_fan_out({ledger_group!r}, {N}))"
+    env = {**os.environ, "RUNWAY_API_URL": f"{live_server}/api", "RUNWAY_API_KEY": make_token()}
+    flow = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for_executions(ledger_group, 10)
+    counts = _terminate_connections_for(6)
+    try:
+        out, err = flow.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        flow.kill()
+        out, err = flow.communicate()
+        raise AssertionError(f"the flow hangs:\n{err[-4000:]}") from None
+    assert flow.returncode == 0, err[-3000:]
+    _assert_nothing_half_written(ledger_group, counts, int(out.strip().splitlines()[-1]), "over HTTP")
+
+
+def _assert_nothing_half_written(ledger_group: str, counts: list[int], result: int, transport: str) -> None:
     flow_run = FlowRun.objects.get(task_runs__id=ledger.entries(ledger_group)[0].run_id)
     task_runs = list(flow_run.task_runs.select_related("state"))
-    print(f"\n[fault 4] {sum(counts)} connections terminated in {len(counts)} rounds; flow run "
+    print(f"\n[fault 4, {transport}] {sum(counts)} connections terminated in {len(counts)} rounds; flow run "
           f"{flow_run.state_name}; {len(task_runs)} task runs, {sum(t.run_count - 1 for t in task_runs)} retries")  # fmt: skip
     assert sum(counts) > 0
-    assert state.result() == sum(range(N)) and flow_run.state_name == "Completed"
+    assert result == sum(range(N)) and flow_run.state_name == "Completed"
     assert len(task_runs) == N and all(t.state_name == "Completed" for t in task_runs)
     for run in [flow_run, *task_runs]:  # the current state is the newest state row, and agrees with the run's columns
         newest = run.states.order_by("-timestamp").first()
