@@ -56,33 +56,6 @@ def test_terminated_connections_are_survived_with_nothing_half_written(start_wor
     _assert_nothing_half_written(ledger_group, counts, state.result(), "in process")
 
 
-def test_a_flow_over_http_survives_its_server_s_connections_being_terminated(start_worker, ledger_group,
-                                                                             live_server, make_token):  # fmt: skip
-    """The flow's process talks to the server (RUNWAY_API_URL): the server's requests fail while its
-    connections are cut (answered 5xx), the HTTP client retries them, with their transition keys."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    for _ in range(2):
-        start_worker(concurrency=1)
-    code = f"from tests.reliability import flows\nprint(flows.counted_fan_out({ledger_group!r}, {N}))"
-    env = {**os.environ, "RUNWAY_API_URL": f"{live_server}/api", "RUNWAY_API_KEY": make_token()}
-    flow = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    wait_for_executions(ledger_group, 10)
-    counts = _terminate_connections_for(6)
-    try:
-        out, err = flow.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        flow.kill()
-        out, err = flow.communicate()
-        raise AssertionError(f"the flow hangs:\n{err[-4000:]}") from None
-    assert flow.returncode == 0, err[-3000:]
-    _assert_nothing_half_written(ledger_group, counts, int(out.strip().splitlines()[-1]), "over HTTP")
-
-
 def _assert_nothing_half_written(ledger_group: str, counts: list[int], result: int, transport: str) -> None:
     flow_run = FlowRun.objects.get(task_runs__id=ledger.entries(ledger_group)[0].run_id)
     task_runs = list(flow_run.task_runs.select_related("state"))
