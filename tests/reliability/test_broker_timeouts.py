@@ -8,10 +8,14 @@ scheduled time wait in the database, and a sweep or a dispatcher sends the run w
 """
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from orchestrator.deployments import services
 from orchestrator.runs.models import FlowRun
@@ -43,8 +47,6 @@ def test_a_deployment_run_scheduled_past_the_visibility_timeout_runs_once(agent_
     command("deployment", "create", entrypoint, "--name", "later", "--param", f"ledger={ledger_path}", "-q", queue)
     for _ in range(2):
         start_worker(queue, 1, RUNWAY_BROKER_VISIBILITY_TIMEOUT=VISIBILITY)
-    from django.utils import timezone
-
     due = timezone.now() + timezone.timedelta(seconds=8)
     run_id = services.deployment_run_create(ref=f"{flow_name}/later", scheduled_time=due).id
     run = wait_until(lambda: finished(run_id), 60, "the run ending")
@@ -77,10 +79,6 @@ def test_a_task_run_longer_than_rabbitmq_s_consumer_timeout_does_not_kill_the_wo
         start_worker, ledger_group, short_consumer_timeout):  # fmt: skip
     worker = start_worker(concurrency=1, RUNWAY_BROKER_URL=RABBITMQ)
     code = f"from tests.reliability import flows\nprint(flows.sleepers({ledger_group!r}, [75.0, 0.1]))"
-    import os
-    import sys
-    from pathlib import Path
-
     flow = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], text=True,
                             env={**os.environ, "RUNWAY_BROKER_URL": RABBITMQ},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip

@@ -25,7 +25,7 @@ from tests.reliability.faults import history
 BEATS_SECONDS = float(os.environ.get("RUNWAY_RELIABILITY_BEATS_SECONDS", "20"))
 
 
-def _deployment(entrypoint: str, flow_name: str, name: str) -> Deployment:
+def _deployment(flow_name: str, name: str) -> Deployment:
     return Deployment.objects.get(flow__name=flow_name, name=name)
 
 
@@ -44,7 +44,7 @@ def test_five_beat_restarts_in_one_slot_and_two_beats_at_once_make_one_run_per_s
     command("deployment", "create", entrypoint, "--name", "tick", "--param", f"ledger={ledger}",
             "--interval", "1", "-q", queue)  # fmt: skip
     start_worker(None, 2, RUNWAY_SCHEDULE_MAX_RUNS="60")  # runs beat's jobs
-    minutely, tick = _deployment(entrypoint, flow_name, "minutely"), _deployment(entrypoint, flow_name, "tick")
+    minutely, tick = _deployment(flow_name, "minutely"), _deployment(flow_name, "tick")
     before = len(_slots(minutely))
 
     for _ in range(5):  # restarted five times, all within one minute's slot
@@ -76,7 +76,7 @@ def test_after_downtime_only_the_newest_missed_slot_runs(agent_flow, start_worke
     command("work-queue", "create", queue)
     command("deployment", "create", entrypoint, "--name", "often", "--param", f"ledger={ledger}",
             "--interval", "2", "-q", queue)  # fmt: skip
-    deployment = _deployment(entrypoint, flow_name, "often")
+    deployment = _deployment(flow_name, "often")
     time.sleep(8)  # down: the runs made ahead pass their time
     agent_came = dj_timezone.now()
     missed = FlowRun.objects.filter(deployment=deployment, expected_start_time__lte=agent_came).count()
@@ -103,7 +103,7 @@ def test_a_daily_cron_in_new_york_runs_once_per_local_day_across_both_dst_change
     command("work-queue", "create", queue)
     command("deployment", "create", entrypoint, "--name", "nightly", "--param", f"ledger={ledger}",
             "--cron", "30 1 * * *", "--timezone", "America/New_York", "-q", queue)  # fmt: skip
-    deployment = _deployment(entrypoint, flow_name, "nightly")
+    deployment = _deployment(flow_name, "nightly")
     schedule_id = deployment.schedules.get().pk
     new_york = ZoneInfo("America/New_York")
     for start in (datetime(2027, 3, 10, tzinfo=timezone.utc), datetime(2027, 11, 3, tzinfo=timezone.utc)):

@@ -6,6 +6,7 @@ measured is printed (`pytest -s`) and recorded in docs/reliability.md.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -55,8 +56,9 @@ def test_a_killed_worker_s_run_is_retried_once_and_frees_its_slot(start_worker, 
     start_worker(concurrency=1)
     try:
         state = running.join(timeout=90)
-    finally:
-        os.killpg(doomed.process.pid, signal.SIGKILL) if doomed.process.poll() is None else None
+    finally:  # the main-process variant may leave its pool process behind, in the worker's process group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(doomed.process.pid, signal.SIGKILL)
     flow_run = _flow_run(ledger_group)
     task_run = flow_run.task_runs.get()
     ended_after = flow_run.state.timestamp.timestamp() - died_at
