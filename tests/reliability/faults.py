@@ -51,12 +51,23 @@ def history(run: Any) -> list[str]:
     return list(run.states.order_by("timestamp").values_list("name", flat=True))
 
 
-def assert_attempts_match_ledger(group: str, runs: Any) -> None:
-    """Executions = runs + recorded retries: each attempt of each run ran once, and every attempt
-    that ran is one the orchestrator recorded (the run's run_count)."""
+def assert_attempts_match_ledger(group: str, runs: Any) -> int:
+    """Every attempt that ran is one the orchestrator recorded (1..run_count), none ran twice, and a
+    Completed run's last attempt ran. An attempt missing from the ledger must have ended Crashed:
+    a worker killed between the orchestrator's Running answer and the body's first line (a window
+    of a few milliseconds, hit now and then by the soak's random kills) leaves a recorded attempt
+    that never executed. Answers how many such attempts there were."""
     assert ledger.doubled(group) == []
     by_run: dict[str, set[int]] = {}
     for entry in ledger.entries(group):
         by_run.setdefault(entry.run_id, set()).add(entry.attempt)
+    never_began = 0
     for run in runs:
-        assert by_run.get(str(run.id), set()) == set(range(1, run.run_count + 1)), (run.name, history(run))
+        ran, recorded, states = by_run.get(str(run.id), set()), set(range(1, run.run_count + 1)), history(run)
+        missing = recorded - ran
+        why = (run.name, states, f"attempts recorded {sorted(recorded)}, ran {sorted(ran)}")
+        assert ran <= recorded, why
+        assert run.state_name != "Completed" or run.run_count in ran, why
+        assert len(missing) <= states.count("Crashed"), why
+        never_began += len(missing)
+    return never_began
