@@ -60,6 +60,16 @@ def sleepers(group: str, seconds: list[float]) -> int:
     return sum(f.result() for f in sleeps.map(unmapped(group), range(len(seconds)), seconds))
 
 
+@flow(task_runner=CeleryTaskRunner())
+def sleepers_behind(group: str, first: list[float], then: list[float]) -> int:
+    """The runs of `first` are sent a second before those of `then`, so a worker with a slot for each
+    of `first` starts exactly those (runs sent together reach the queue in any order)."""
+    futures = [sleeps.submit(group, i, seconds) for i, seconds in enumerate(first)]
+    time.sleep(1)
+    futures += sleeps.map(unmapped(group), range(len(first), len(first) + len(then)), then)
+    return sum(f.result() for f in futures)
+
+
 @task(retries=1, retry_delay_seconds=0)
 def counted(group: str, i: int) -> int:
     record(group)

@@ -124,7 +124,7 @@ GRACE = 10  # seconds a supervisor (systemd, Kubernetes) waits after SIGTERM bef
 def test_a_warm_shutdown_finishes_or_gives_back_every_fetched_run(start_worker, ledger_group, long_seconds):
     """Fault 2: SIGTERM while a short (3 s) and a long task run run and four more wait in the queue."""
     stopping = start_worker(concurrency=2)
-    running = FlowInThread(flows.sleepers, ledger_group, [3.0, float(long_seconds), 0.1, 0.1, 0.1, 0.1])
+    running = FlowInThread(flows.sleepers_behind, ledger_group, [3.0, float(long_seconds)], [0.1, 0.1, 0.1, 0.1])
     wait_for_executions(ledger_group, 2)
     stopping.process.send_signal(signal.SIGTERM)
     try:
