@@ -364,7 +364,8 @@ def main() -> int:
         env = child_env(home, RUNWAY_BROKER_URL=args.broker, RUNWAY_DEFAULT_QUEUE=queue, **on_postgres)
         print(f"home {home}, database {args.database_url or 'SQLite in the home'}, queue {queue}, broker {args.broker}, "
               f"{args.workers} worker(s) x concurrency {args.concurrency} (prefork)")  # fmt: skip
-        workers = [Worker(i, home, env, queue, args.concurrency) for i in range(args.workers)]
+        subprocess.run([PYTHON, str(REPO_DIR / "manage.py"), "migrate", "-v", "0"], env=env, cwd=REPO_DIR, check=True)
+        workers = [Worker(i, home, env, queue, args.concurrency) for i in range(args.workers)]  # after: they query at start
         try:
             for w in workers:
                 w.wait_ready()
