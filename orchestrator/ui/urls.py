@@ -1,9 +1,25 @@
 """The UI's pages (login required) and its live channel's HTTP fallback."""
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 
 from orchestrator.ui.views import account, deployments, live, notifications, runs
 
+
+class FlowNameConverter:
+    """A flow's name as it was given: any characters, slashes and line breaks included. (Django's
+    `path` converter stops at a line break: a flow named with one, which the API and the SDK
+    accept, made every page linking to it answer 500.)"""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(FlowNameConverter, "flow_name")
 app_name = "ui"
 
 urlpatterns = [
@@ -11,7 +27,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="ui/login.html", redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("flows/", runs.flows_page, name="flows"),
-    path("flows/<path:name>/", runs.flow_page, name="flow"),
+    path("flows/<flow_name:name>/", runs.flow_page, name="flow"),
     path("flow-runs/", runs.flow_runs_page, name="flow-runs"),
     path("runs/<uuid:run_id>/", runs.flow_run_page, name="flow-run"),
     path("runs/<uuid:run_id>/cancel/", runs.flow_run_cancel_action, name="flow-run-cancel"),

@@ -2,6 +2,7 @@
 pages, saved views, buttons (services) and the live changes, without a browser."""
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from datetime import timedelta
@@ -11,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from orchestrator.runs.models import FlowRun
@@ -54,6 +56,17 @@ def _runs(flow_name: str, count: int, state: StateType = StateType.COMPLETED) ->
 def test_every_page_asks_a_visitor_who_is_not_logged_in_to_log_in(path):
     response = Client(HTTP_HOST="localhost").get(path)
     assert response.status_code == 302 and response["Location"].startswith("/login/?next=")
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "a/b/", "100% ?#&"])
+def test_a_flow_named_with_a_line_break_a_slash_or_url_characters_is_listed_and_has_its_page(browser_client, name):
+    run = _runs(name, 1)[0]
+    url = reverse("ui:flow", args=[name])
+    assert browser_client.get("/flows/").status_code == 200  # the list: the first 500 flows by name
+    run_page = browser_client.get(f"/runs/{run.pk}/")
+    assert run_page.status_code == 200 and f'href="{html.escape(url)}"' in run_page.content.decode()
+    page = browser_client.get(url)
+    assert page.status_code == 200 and f"<h1>Flow {html.escape(name)}</h1>" in page.content.decode()
 
 
 def test_a_bad_filter_is_named_on_the_page_and_nothing_is_listed(browser_client):
