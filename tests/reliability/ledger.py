@@ -33,21 +33,28 @@ def ensure_ledger() -> None:
 def record(group: str) -> tuple[str, int]:
     """Count one execution of the run this code is in (a task run, else the flow run): (run id, attempt)."""
     import os
+    import time
 
-    from django.db import connection
+    from django.db import InterfaceError, OperationalError, connection
 
     from sdk.context import FlowRunContext, TaskRunContext
 
     context = TaskRunContext.get()
     run = context.task_run if context else FlowRunContext.get().flow_run
     key = (str(run.id), int(run.run_count))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {TABLE} (run_id, attempt, grp, executions, pid) VALUES (%s, %s, %s, 1, %s)"
-            f" ON CONFLICT (run_id, attempt) DO UPDATE SET executions = {TABLE}.executions + 1",
-            [key[0], key[1], group, os.getpid()],
-        )
-    return key
+    for attempt in range(20):  # the database-fault test terminates connections: the count must still land
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {TABLE} (run_id, attempt, grp, executions, pid) VALUES (%s, %s, %s, 1, %s)"
+                    f" ON CONFLICT (run_id, attempt) DO UPDATE SET executions = {TABLE}.executions + 1",
+                    [key[0], key[1], group, os.getpid()],
+                )
+            return key
+        except (OperationalError, InterfaceError):
+            connection.close()
+            time.sleep(0.05 * (attempt + 1))
+    raise RuntimeError(f"could not count run {key[0]} attempt {key[1]} in the ledger")
 
 
 @dataclass(frozen=True)

@@ -53,13 +53,13 @@ def test_terminated_connections_are_survived_with_nothing_half_written(start_wor
     wait_for_executions(ledger_group, 10)
     counts = _terminate_connections_for(6)
     state = running.join(timeout=180)
-    _assert_nothing_half_written(ledger_group, counts, state.result(), "in process")
+    _assert_nothing_half_written(ledger_group, counts, state.result())
 
 
-def _assert_nothing_half_written(ledger_group: str, counts: list[int], result: int, transport: str) -> None:
+def _assert_nothing_half_written(ledger_group: str, counts: list[int], result: int) -> None:
     flow_run = FlowRun.objects.get(task_runs__id=ledger.entries(ledger_group)[0].run_id)
     task_runs = list(flow_run.task_runs.select_related("state"))
-    print(f"\n[fault 4, {transport}] {sum(counts)} connections terminated in {len(counts)} rounds; flow run "
+    print(f"\n[fault 4] {sum(counts)} connections terminated in {len(counts)} rounds; flow run "
           f"{flow_run.state_name}; {len(task_runs)} task runs, {sum(t.run_count - 1 for t in task_runs)} retries")  # fmt: skip
     assert sum(counts) > 0
     assert result == sum(range(N)) and flow_run.state_name == "Completed"
