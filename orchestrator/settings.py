@@ -100,12 +100,14 @@ def _database() -> dict:
         size = int(env_float("DATABASE_POOL_SIZE", 20))
         config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": size, "timeout": 30}
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Django's backend, waiting for SQLite's write lock in short steps (orchestrator/sqlite_backend).
+        config["ENGINE"] = "orchestrator.sqlite_backend"
         # The server's request threads are pooled (orchestrator/server/handler.py) and keep their
         # connection; the SDK's in-process client manages its own connections.
         config["CONN_MAX_AGE"] = 600
         config["OPTIONS"] = {
             # IMMEDIATE takes the write lock when a transaction starts, so two writers
-            # queue on busy_timeout instead of failing with "database is locked" mid-way.
+            # queue for it (up to `timeout` s) instead of failing with "database is locked" mid-way.
             "transaction_mode": "IMMEDIATE",
             "timeout": env_float("SQLITE_TIMEOUT", 30.0),
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
