@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -45,7 +46,13 @@ def task_reference(task: Task) -> str:
     main_file = getattr(sys.modules["__main__"], "__file__", None)
     if not main_file:
         raise NotSendable(f"task {task.name!r} was defined interactively; put it in a file a worker can import")
-    return f"{Path(main_file).resolve()}:{attribute}"
+    return f"{_absolute(main_file)}:{attribute}"
+
+
+@lru_cache(maxsize=8)
+def _absolute(path: str) -> Path:
+    """The script's absolute path, resolved once: a `.map()` asks for it once per message (system calls)."""
+    return Path(path).resolve()
 
 
 def _attribute_name(task: Task, module: Any) -> str:
