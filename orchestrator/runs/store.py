@@ -59,6 +59,9 @@ _BOOKKEEPING = ["run_count", "start_time", "end_time", "total_run_time", "expect
 _STATE_COLUMNS = ["id", "type", "name", "message", "timestamp", "details", "result"]
 
 
+MAX_PARAMETERS = 10_000  # in one multi-row INSERT (Db.insert_rows)
+
+
 class Db:
     """Django's default connection for one service call: looked up once, not per statement or value."""
 
@@ -102,11 +105,12 @@ class Db:
             self.execute(_insert_rows_sql(table, columns, len(chunk), self.vendor), [v for row in chunk for v in row])
 
     def _max_parameters(self) -> int:
-        """How many parameters one statement may carry: SQLite's compiled limit (999 before 3.32,
-        32,766 since), psycopg's 65,535 (kept well below: a huge statement is slow to plan)."""
+        """How many parameters one statement carries: 10,000, or SQLite's compiled limit if lower
+        (999 before 3.32). The drivers take more (psycopg 65,535; Debian's SQLite 250,000), but a
+        huge statement only costs longer to parse, and each size is compiled anew."""
         if self.postgres:
-            return 10_000
-        return self.wrapper.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            return MAX_PARAMETERS
+        return min(MAX_PARAMETERS, self.wrapper.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
 
     def _cursor(self) -> Any:
         """On PostgreSQL a server-side binding cursor: parameters travel apart from the statement,

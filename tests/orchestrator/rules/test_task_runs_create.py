@@ -69,6 +69,18 @@ class TestCreatesEveryRun:
 
         assert TaskRun.objects.filter(id__in=[run_id for run_id, _ in answers], flow_run_id=None).count() == 2
 
+    def test_a_batch_larger_than_one_statement_carries_is_stored_whole(self, make_flow_run):
+        """Rows go in multi-row statements of at most 10,000 parameters: about 450 runs each."""
+        flow_run = make_flow_run(S.PENDING, S.RUNNING)
+
+        answers = services.task_runs_create(runs=_items(flow_run, 2000))
+
+        runs = TaskRun.objects.filter(flow_run_id=flow_run.id)
+        assert runs.count() == 2000
+        assert set(runs.values_list("id", flat=True)) == {run_id for run_id, _ in answers}
+        assert sorted(int(key) for key in runs.values_list("dynamic_key", flat=True)) == list(range(2000))
+        assert set(runs.values_list("state_type", flat=True)) == {S.PENDING}
+
     def test_no_runs_is_no_call(self):
         assert services.task_runs_create(runs=[]) == []
 
