@@ -113,8 +113,9 @@ class OrchestrationClient(abc.ABC):
         """The agent's process for the run ended: an unfinished run is Crashed (retried if it may be)."""
 
     @abc.abstractmethod
-    def write_logs(self, logs: list[dict[str, Any]]) -> None:
-        """Store a batch of log lines."""
+    def write_logs(self, logs: list[dict[str, Any]], batch_key: str | None = None) -> None:
+        """Store a batch of log lines; written again under the same `batch_key` (a retry after an
+        answer was lost), it is not stored twice."""
 
     @abc.abstractmethod
     def read_secret(self, name: str) -> str:

@@ -173,9 +173,11 @@ class HttpClient(OrchestrationClient):
         body = {"worker": worker, "why": why}
         return self._request("POST", f"flow_runs/{flow_run_id}/process_exited/", body)["state_name"]
 
-    def write_logs(self, logs: list[dict[str, Any]]) -> None:
-        for start in range(0, len(logs), LOG_BATCH):  # a key per batch: a retried batch is stored once
-            self._request("POST", "logs/", logs[start : start + LOG_BATCH], headers={"Idempotency-Key": uuid.uuid4().hex})
+    def write_logs(self, logs: list[dict[str, Any]], batch_key: str | None = None) -> None:
+        batch_key = batch_key or uuid.uuid4().hex
+        for start in range(0, len(logs), LOG_BATCH):  # a key per request: a retried one is stored once
+            key = f"{batch_key}-{start // LOG_BATCH}"
+            self._request("POST", "logs/", logs[start : start + LOG_BATCH], headers={"Idempotency-Key": key})
 
     def read_secret(self, name: str) -> str:
         # A POST: read-only tokens (GET only) cannot read values; retried like any request (it changes nothing).

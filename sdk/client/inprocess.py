@@ -231,10 +231,10 @@ class InProcessClient(OrchestrationClient):
 
         return self._call(flow_run_process_exited, flow_run_id=flow_run_id, worker=worker, why=why)
 
-    def write_logs(self, logs: list[dict[str, Any]]) -> None:
+    def write_logs(self, logs: list[dict[str, Any]], batch_key: str | None = None) -> None:
         from orchestrator.runs.services import logs_create
 
-        self._call(logs_create, logs=logs)
+        self._call(logs_create, logs=logs, batch_key=batch_key)
 
     def read_secret(self, name: str) -> str:
         from orchestrator.secrets.services import secret_value

@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -135,9 +136,10 @@ class LogWorker:
             return
         from sdk.client import get_client
 
+        key = uuid.uuid4().hex  # the same for every try: a batch stored before its answer was lost is not stored again
         for attempt in range(3):
             try:
-                get_client().write_logs(batch)
+                get_client().write_logs(batch, batch_key=key)
                 return
             except Exception as exc:  # keep the run going; say what was lost and why
                 if attempt == 2:

@@ -171,6 +171,44 @@ def test_a_proposal_whose_answer_was_lost_is_retried_and_written_once(live_serve
     assert names == ["Pending", "Running", "Completed"]
 
 
+def _write_a_batch_twice(client, flow_name: str):
+    """A flow run, and one batch of log lines written twice under one key, then once under another."""
+    import datetime
+    import uuid
+
+    from sdk.states import Pending
+
+    run_id, _ = client.create_flow_run(flow_id=client.create_flow(flow_name), name=flow_name, state=Pending().to_schema())
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    batch = [{"flow_run_id": str(run_id), "level": 20, "name": "runway", "message": f"line {i}", "timestamp": now}
+             for i in range(3)]  # fmt: skip
+    key = uuid.uuid4().hex
+    client.write_logs(batch, batch_key=key)
+    client.write_logs(batch, batch_key=key)  # the log writer's retry after an answer was lost
+    client.write_logs(batch[:1], batch_key=uuid.uuid4().hex)
+    return run_id
+
+
+def test_a_log_batch_written_again_under_its_key_is_stored_once_in_process(client):
+    from orchestrator.runs.models import Log
+
+    run_id = _write_a_batch_twice(client, "log-batch-in-process")
+    assert sorted(Log.objects.filter(flow_run_id=run_id).values_list("message", flat=True)) == ["line 0", "line 0", "line 1", "line 2"]
+
+
+def test_a_log_batch_written_again_under_its_key_is_stored_once_over_http(live_server, make_token):
+    from sdk.client.http import HttpClient
+
+    client = HttpClient(f"{live_server}/api", make_token(), retry_seconds=30)
+    try:
+        run_id = _write_a_batch_twice(client, "log-batch-over-http")
+    finally:
+        client.close()
+    api = httpx.Client(base_url=f"{live_server}/api/", headers={"Authorization": f"Bearer {make_token('read')}"})
+    lines = api.get("logs/", params={"flow_run": str(run_id), "limit": 100}).json()["results"]
+    assert sorted(line["message"] for line in lines) == ["line 0", "line 0", "line 1", "line 2"]
+
+
 def test_the_sdk_without_a_token_or_with_a_bad_one_says_what_to_do(live_server, tmp_path):
     code = "from sdk import flow\n@flow\ndef f(): return 1\nf()"
     missing = run_script(code, home=tmp_path, RUNWAY_API_URL=f"{live_server}/api", RUNWAY_API_KEY="")
