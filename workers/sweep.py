@@ -8,11 +8,14 @@ no longer Running.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import bootsteps
 from django.conf import settings
 
 logger = logging.getLogger("runway.worker")
+PRUNE_SECONDS = 3600.0  # how often a worker forgets old log batch keys
+LOG_BATCH_KEYS_KEPT = timedelta(days=1)
 
 
 def sweep_lost_runs() -> None:
@@ -51,18 +54,34 @@ def sweep_lost_runs() -> None:
         close_old_connections()
 
 
+def prune_log_batch_keys() -> None:
+    """Forget log batch keys older than a day (orchestrator.runs.services.log_batches_prune)."""
+    from django.db import close_old_connections
+
+    from orchestrator.runs.services import log_batches_prune
+
+    try:
+        log_batches_prune(older_than=LOG_BATCH_KEYS_KEPT)
+    except Exception:
+        logger.exception("pruning old log batch keys failed; it runs again in %.0f s", PRUNE_SECONDS)
+    finally:
+        close_old_connections()
+
+
 class LostRunSweep(bootsteps.StartStopStep):
-    """A worker bootstep: run `sweep_lost_runs` every RUNWAY_SWEEP_SECONDS."""
+    """A worker bootstep: run `sweep_lost_runs` every RUNWAY_SWEEP_SECONDS, `prune_log_batch_keys` hourly."""
 
     requires = {"celery.worker.components:Timer"}
 
     def __init__(self, worker, **kwargs) -> None:
         super().__init__(worker, **kwargs)
-        self.timer_ref = None
+        self.timer_ref = self.prune_ref = None
 
     def start(self, worker) -> None:
         self.timer_ref = worker.timer.call_repeatedly(settings.RUNWAY_SWEEP_SECONDS, sweep_lost_runs, priority=10)
+        self.prune_ref = worker.timer.call_repeatedly(PRUNE_SECONDS, prune_log_batch_keys, priority=10)
 
     def stop(self, worker) -> None:
-        if self.timer_ref is not None:
-            self.timer_ref.cancel()
+        for ref in (self.timer_ref, self.prune_ref):
+            if ref is not None:
+                ref.cancel()

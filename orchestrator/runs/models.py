@@ -230,3 +230,6 @@ class LogBatch(models.Model):
 
     key = models.CharField(max_length=64, unique=True)
     created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created"], name="logbatch_created")]  # the hourly prune

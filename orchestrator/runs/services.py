@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -302,6 +302,13 @@ def logs_create(*, logs: Iterable[dict[str, Any]], batch_key: str | None = None)
         store.insert(db, rows)
         events.nudge_after_commit()
     return len(rows.values)
+
+
+def log_batches_prune(*, older_than: timedelta) -> int:
+    """Forget the keys of log batches stored longer than `older_than` ago; returns how many.
+    A key only guards a retry of its own batch, which comes within a client's retry window
+    (minutes), and every batch adds one: kept forever, they would outgrow the logs' own index."""
+    return LogBatch.objects.filter(created__lt=timezone.now() - older_than).delete()[0]
 
 
 def _log_fields(entry: dict[str, Any]) -> dict[str, Any]:

@@ -20,3 +20,19 @@ def test_a_batch_larger_than_one_statement_carries_is_stored_whole_and_in_order(
 
     stored = list(Log.objects.filter(flow_run_id=flow_run.id).order_by("timestamp").values_list("message", flat=True))
     assert stored == [f"line {i}" for i in range(6000)]
+
+
+def test_log_batch_keys_older_than_the_limit_are_forgotten_and_newer_ones_still_refuse_a_repeat(make_flow_run):
+    from orchestrator.runs.models import LogBatch
+
+    flow_run = make_flow_run(StateType.PENDING, StateType.RUNNING)
+    line = {"flow_run_id": flow_run.id, "level": 20, "name": "runway", "message": "once",
+            "timestamp": datetime.now(timezone.utc)}  # fmt: skip
+    assert services.logs_create(logs=[line], batch_key="prune-old") == 1
+    assert services.logs_create(logs=[line], batch_key="prune-new") == 1
+    LogBatch.objects.filter(key="prune-old").update(created=datetime.now(timezone.utc) - timedelta(days=2))
+
+    assert services.log_batches_prune(older_than=timedelta(days=1)) >= 1
+
+    assert set(LogBatch.objects.filter(key__startswith="prune-").values_list("key", flat=True)) == {"prune-new"}
+    assert services.logs_create(logs=[line], batch_key="prune-new") == 0  # still guarded
