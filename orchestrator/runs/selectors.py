@@ -12,6 +12,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from orchestrator.exceptions import ObjectNotFound
+from orchestrator.runs import store
 from orchestrator.runs.models import (
     Flow,
     FlowRun,
@@ -212,8 +213,7 @@ def task_run_current_states(*, task_run_ids: Iterable[UUID], final_only: bool = 
 def task_run_final_states_since(*, flow_run_id: UUID, since: datetime | None) -> list[tuple[UUID, State]]:
     """A flow run's task runs whose state is final and was set at or after `since`, oldest first:
     what a flow waiting on runs it sent to workers asks, without naming them all each time."""
-    runs = TaskRun.objects.filter(flow_run_id=flow_run_id, state_type__in=[t.value for t in TERMINAL_TYPES])
-    if since is not None:
-        runs = runs.filter(state_timestamp__gte=since)
-    runs = runs.select_related("state").only("id", "state").order_by("state_timestamp")
-    return [(run.id, state_from_row(run.state)) for run in runs if run.state_id]
+    return store.final_task_run_states_since(store.Db(), flow_run_id, _TERMINAL_VALUES, since)
+
+
+_TERMINAL_VALUES = tuple(t.value for t in TERMINAL_TYPES)

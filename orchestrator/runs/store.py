@@ -198,20 +198,49 @@ def _parse_run(row: tuple, task: bool) -> tuple[RunRow, State | None]:
         total_run_time=row[5], expected_start_time=_dt(row[6]), next_scheduled_start_time=_dt(row[7]),
         empirical_policy=_json(row[8]) or {}, pid=row[9],
     )  # fmt: skip
-    state_values = row[10:17]
-    state = None
-    if state_values[0] is not None:
-        state = State(
-            id=_uuid(state_values[0]), type=StateType(state_values[1]), name=state_values[2],
-            message=state_values[3] or None, timestamp=_dt(state_values[4]),
-            details=StateDetails.from_dict(_json(state_values[5])), result=_json(state_values[6]),
-        )  # fmt: skip
+    state = _parse_state(row[10:17]) if row[10] is not None else None
     if task:
         run.flow_run_run_count, run.flow_run_id = row[17], _uuid(row[18])
         if run.flow_run_id is not None:
             run.flow_run = FlowRunSummary(state_type=row[19], state_name=row[20], run_count=row[21])
         run.tags = _json(row[22]) or []
     return run, state
+
+
+def _parse_state(values: tuple) -> State:
+    """A State from the _STATE_COLUMNS of a state row."""
+    return State(
+        id=_uuid(values[0]), type=StateType(values[1]), name=values[2], message=values[3] or None,
+        timestamp=_dt(values[4]), details=StateDetails.from_dict(_json(values[5])), result=_json(values[6]),
+    )  # fmt: skip
+
+
+def final_task_run_states_since(db: Db, flow_run_id: UUID, types: tuple[str, ...],
+                                since: datetime | None) -> list[tuple[UUID, State]]:  # fmt: skip
+    """The flow run's task runs in one of `types` whose state was set at or after `since`, oldest
+    first, with their states (on the index of flow run and state time). A flow waiting on its
+    runs on workers asks this ten times a second; the ORM spent more building the query and a
+    model per row than the database spent answering."""
+    sql = _final_since_sql(len(types), since is not None, db.vendor)
+    params = [db.uuid(flow_run_id), *types, *([db.dt(since)] if since is not None else [])]
+    with db.wrapper.wrap_database_errors:
+        cursor = db._cursor()
+        try:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    return [(_uuid(row[0]), _parse_state(row[1:])) for row in rows]
+
+
+@lru_cache(maxsize=None)
+def _final_since_sql(type_count: int, since: bool, vendor: str) -> str:
+    columns = ", ".join(f"s.{c}" for c in _STATE_COLUMNS)
+    sql = (f"SELECT r.id, {columns} FROM runs_taskrun r JOIN runs_taskrunstate s ON s.id = r.state_id "
+           f"WHERE r.flow_run_id = %s AND r.state_type IN ({', '.join(['%s'] * type_count)})")  # fmt: skip
+    if since:
+        sql += " AND r.state_timestamp >= %s"
+    return _placeholders(sql + " ORDER BY r.state_timestamp", vendor)
 
 
 def state_with_transition_key(db: Db, kind: str, run_id: UUID, key: str) -> str | None:
