@@ -354,9 +354,10 @@ def main() -> int:
     results: dict[str, list[float]] = {"plain": [], "runway": []}
     cpu: dict[str, list[list[float]]] = {"plain": [], "runway": []}
 
-    def cpu_row(got: dict, worker_pids: list[int], cpu0: tuple[float, float], n: int) -> list[float]:
-        """ms of CPU per task: sender/flow process, workers (main + pool processes), redis-server."""
-        return [1e3 * got["cpu"] / n, 1e3 * (proc_cpu(worker_pids) - cpu0[0]) / n, 1e3 * (proc_cpu(redis_pids()) - cpu0[1]) / n]
+    def cpu_row(got: dict, mains: list[int], pools: list[int], cpu0: tuple[float, float, float], n: int) -> list[float]:
+        """ms of CPU per task: sender/flow process, workers' main processes, pool processes, redis-server."""
+        return [1e3 * got["cpu"] / n, 1e3 * (proc_cpu(mains) - cpu0[0]) / n, 1e3 * (proc_cpu(pools) - cpu0[1]) / n,
+                1e3 * (proc_cpu(redis_pids()) - cpu0[2]) / n]  # fmt: skip
     database = fresh_postgres(args.database_url) if args.database_url else contextlib.nullcontext()
     with fresh_home(prefix="runway-celery-bench-", keep=args.keep) as home, database:
         queue = f"runway-bench-{uuid.uuid4().hex[:8]}"
@@ -380,12 +381,12 @@ def main() -> int:
             for r in range(args.repeat):
                 for side in order:
                     label = f"{side}-{r}"
-                    worker_pids = [p for w in workers for p in [w.process.pid, *w.pool_pids()]]
-                    cpu0 = (proc_cpu(worker_pids), proc_cpu(redis_pids()))
+                    mains, pools = [w.process.pid for w in workers], [p for w in workers for p in w.pool_pids()]
+                    cpu0 = (proc_cpu(mains), proc_cpu(pools), proc_cpu(redis_pids()))
                     if side == "plain":
                         proc = spawn_child(["--child", "plain", "--n", str(n), "--logs", logs], env, home, label)
                         got = finish_child(proc, home, label, args.timeout)
-                        cpu[side].append(cpu_row(got, worker_pids, cpu0, n))
+                        cpu[side].append(cpu_row(got, mains, pools, cpu0, n))
                         print(f"  plain Celery, run {r + 1}: {got['wall']:.2f} s ({n / got['wall']:.0f} tasks/s; "
                               f"sending took {got['sent']:.2f} s)")  # fmt: skip
                         results["plain"].append(got["wall"])
@@ -403,7 +404,7 @@ def main() -> int:
                                                                str(home / f"spy-worker-{i}-{pid}.txt"), "-p", str(pid)],
                                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
                     got = finish_child(proc, home, label, args.timeout)
-                    cpu[side].append(cpu_row(got, worker_pids, cpu0, n))
+                    cpu[side].append(cpu_row(got, mains, pools, cpu0, n))
                     for spy in spies:
                         if spy.poll() is None:
                             spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
@@ -444,8 +445,9 @@ def main() -> int:
         for side in ("plain", "runway"):
             if results[side]:
                 c = cpu[side][results[side].index(best[side])]
-                crow.append([side, f"{c[0]:.2f}", f"{c[1]:.2f}", f"{c[2]:.2f}", f"{sum(c):.2f}", f"{1e3 * best[side] / n:.2f}"])
-        print_table(["side", "sender / flow process", "workers", "redis-server", "total", "wall per task (ms)"], crow)
+                crow.append([side, *(f"{x:.2f}" for x in c), f"{sum(c):.2f}", f"{1e3 * best[side] / n:.2f}"])
+        print_table(["side", "sender / flow process", "worker main", "pool processes", "redis-server", "total",
+                     "wall per task (ms)"], crow)  # fmt: skip
         if len(best) == 2:
             ratio = (n / best["runway"]) / (n / best["plain"])
             print(f"\nratio Runway / plain Celery = {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'not met'}); "
