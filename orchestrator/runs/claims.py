@@ -25,7 +25,7 @@ from orchestrator.rules.core import retry_delay_seconds
 from orchestrator.runs import store
 from orchestrator.runs.models import TaskRun
 from orchestrator.runs.services import task_run_set_state
-from orchestrator.schemas import State, StateDetails, StateType
+from orchestrator.schemas import TERMINAL_TYPES, State, StateDetails, StateType
 
 CLAIMED, HELD, FINISHED = "claimed", "held", "finished"
 _HELD_TYPES = (StateType.PENDING, StateType.RUNNING)  # a claimed run in these states has a live holder
@@ -108,11 +108,14 @@ def task_runs_sweep_lost(*, timeout: float, task_run_ids: list[UUID] | None = No
 def task_runs_due_to_send(*, resend_after: float, now: datetime | None = None, limit: int = 500) -> list[dict[str, Any]]:
     """The dispatches of runs that waited in the database (a retry delay, longer than a broker
     should hold a message) and are due now: each stamped as sent (`heartbeat`, with no worker)
-    so that another sweep sends it again only if nobody claimed it within `resend_after` seconds."""
+    so that another sweep sends it again only if nobody claimed it within `resend_after` seconds.
+    A run whose flow run has ended is not sent: a worker's claim could not start it (its flow run
+    is not Running), so it would only be sent again every `resend_after` seconds, forever."""
     now = now or timezone.now()
     waiting = (TaskRun.objects.filter(state_type=StateType.SCHEDULED, worker="", dispatch__isnull=False,
                                       next_scheduled_start_time__lte=now)
-               .filter(Q(heartbeat__isnull=True) | Q(heartbeat__lt=now - timedelta(seconds=resend_after))))  # fmt: skip
+               .filter(Q(heartbeat__isnull=True) | Q(heartbeat__lt=now - timedelta(seconds=resend_after)))
+               .exclude(flow_run__state_type__in=[t.value for t in TERMINAL_TYPES]))  # fmt: skip
     due = []
     for run_id, dispatch in list(waiting.values_list("pk", "dispatch")[:limit]):
         if waiting.filter(pk=run_id).update(heartbeat=now) == 1:  # one sweeper sends it, not every one
