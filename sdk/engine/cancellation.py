@@ -23,6 +23,7 @@ import asyncio
 import logging
 import signal
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,7 @@ class CancelScope:
         self._lock = threading.Lock()
         self._threads: dict[int, bool] = {}  # thread id -> interrupted
         self._tasks: set[tuple[asyncio.AbstractEventLoop, asyncio.Task]] = set()
-        self._children: list[CancelScope] = []
+        self._children: weakref.WeakSet[CancelScope] = weakref.WeakSet()  # a finished subflow's scope goes with it
         self._after: list[Any] = []  # callables run once when the scope fires (the task runner's revoke)
         self.marker = type("FlowRunCancelled", (RunCancelled,), {})
         if parent is not None:
@@ -61,7 +62,7 @@ class CancelScope:
 
     def _adopt(self, child: CancelScope) -> None:
         with self._lock:
-            self._children.append(child)
+            self._children.add(child)
             fired = self.requested
         if fired:
             child.cancel(self.reason)

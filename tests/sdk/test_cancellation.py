@@ -3,11 +3,13 @@ its task runs end Cancelled, and nothing is written Completed afterwards."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 from django.core.management import call_command
@@ -17,6 +19,7 @@ from orchestrator.runs.models import FlowRun
 from orchestrator.runs.services import flow_run_create, flow_get_or_create
 from orchestrator.schemas import State as ServerState, StateType
 from sdk import flow, task
+from sdk.context import FlowRunContext
 from sdk.flow_runs import cancel_flow_run
 from tests.deployments.conftest import wait_until
 from tests.sdk.conftest import REPO, latest_flow_run, state_names
@@ -102,6 +105,26 @@ def test_a_subflow_is_cancelled_with_its_parent(unique_name):
     _cancel_when_running(f"{unique_name}-child", via=lambda _: cancel_flow_run(latest_flow_run(unique_name).id))
     assert parent(return_state=True).is_cancelled()
     assert latest_flow_run(f"{unique_name}-child").state_name == "Cancelled"
+
+
+def test_a_parent_does_not_keep_the_cancel_scopes_of_its_finished_subflows(unique_name):
+    """Many subflows in one run: each one's scope goes when it ends (a flow run's memory
+    would otherwise grow with every subflow it called)."""
+    scopes: list[weakref.ref] = []
+
+    @flow(name=f"{unique_name}-child")
+    def child() -> None:
+        scopes.append(weakref.ref(FlowRunContext.get().cancel_scope))
+
+    @flow(name=unique_name)
+    def parent() -> int:
+        for _ in range(20):
+            child()
+        gc.collect()
+        return sum(ref() is not None for ref in scopes)
+
+    assert parent() == 0
+    assert len(scopes) == 20
 
 
 def _scheduled_run(name: str) -> FlowRun:
