@@ -304,6 +304,10 @@ RUNWAY_UI_URL = env_str("UI_URL", "http://127.0.0.1:8000")
 RUNWAY_NOTIFICATION_ALLOWED_HOSTS = env_list("NOTIFICATION_ALLOWED_HOSTS", [])
 # false: webhooks reach only the hosts listed above, public ones included.
 RUNWAY_NOTIFICATION_ALLOW_PUBLIC_HOSTS = env_bool("NOTIFICATION_ALLOW_PUBLIC_HOSTS", True)
+# The modules whose functions rules on the "callable" channel may name (a module allows its
+# submodules; "package.module:function" allows one function). Empty, no callable rule is saved or
+# sent: whoever may write rules would otherwise choose any function the workers can import.
+RUNWAY_NOTIFICATION_CALLABLES = env_list("NOTIFICATION_CALLABLES", [])
 # A failed attempt is tried again after BACKOFF seconds, doubling each time up to BACKOFF_MAX,
 # until MAX_ATTEMPTS attempts were made; then the delivery is recorded as failed.
 RUNWAY_NOTIFICATION_MAX_ATTEMPTS = int(env_float("NOTIFICATION_MAX_ATTEMPTS", 5))

@@ -19,6 +19,7 @@ import httpx
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
+from orchestrator.exceptions import InvalidInput
 from orchestrator.notifications import targets
 from orchestrator.notifications.models import Channel, NotificationRule
 
@@ -125,7 +126,10 @@ def send_to_callable(target: str, message: dict[str, Any]) -> str:
 
 
 def load_callable(target: str) -> Any:
-    module_name, _, attribute = targets.callable_path(target).partition(":")
+    try:  # checked again: the allow-list may have changed since the rule was saved
+        module_name, _, attribute = targets.callable_path(target).partition(":")
+    except InvalidInput as refused:
+        raise DeliveryFailed(str(refused), retry=False) from None
     try:
         found = reduce(getattr, attribute.split("."), importlib.import_module(module_name))
     except ImportError as error:

@@ -59,12 +59,31 @@ def emails(target: str) -> list[str]:
 
 
 def callable_path(target: str) -> str:
-    """A "package.module:function" path (the function is imported on the worker when it sends)."""
+    """A "package.module:function" path (the function is imported on the worker when it sends),
+    in a module RUNWAY_NOTIFICATION_CALLABLES allows."""
     target = target.strip()
     if not CALLABLE_PATH.match(target):
         raise InvalidInput(f"{target!r} is not an import path; write it as package.module:function "
                            "(a module the workers can import, and a function of it taking the message dict)")  # fmt: skip
+    if not callable_allowed(target):
+        allowed = ", ".join(settings.RUNWAY_NOTIFICATION_CALLABLES) or "none: it is empty"
+        module = target.partition(":")[0]
+        raise InvalidInput(f"{target} is not in a module RUNWAY_NOTIFICATION_CALLABLES allows ({allowed}); "
+                           f"list its module there (e.g. RUNWAY_NOTIFICATION_CALLABLES={module}) on the server "
+                           "and on the workers")  # fmt: skip
     return target
+
+
+def callable_allowed(target: str) -> bool:
+    """Whether an entry of RUNWAY_NOTIFICATION_CALLABLES names the function, its module or a package of it."""
+    module = target.partition(":")[0]
+    for entry in settings.RUNWAY_NOTIFICATION_CALLABLES:
+        if ":" in entry:
+            if entry == target:
+                return True
+        elif module == entry or module.startswith(f"{entry}."):
+            return True
+    return False
 
 
 def webhook_url(url: str) -> str:

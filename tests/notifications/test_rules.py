@@ -30,7 +30,7 @@ def test_state_names_are_read_in_any_case_and_kept_in_their_own_spelling(make_ru
     ({"target": ""}, "a webhook rule needs a target, e.g. https://host/path"),
     ({"channel": "email", "target": "oncall@example.com, not-an-address"}, "'not-an-address' is not an email address"),
     ({"channel": "callable", "target": "alerts.notify"}, "'alerts.notify' is not an import path; write it as package.module:function"),
-    ({"channel": "callable", "target": "alerts:notify", "secret": "s"}, "a secret signs webhook bodies"),
+    ({"channel": "email", "target": "oncall@example.com", "secret": "s"}, "a secret signs webhook bodies"),
     ({"title_template": "Run {run} failed"}, "title template: unknown placeholder {run}; use any of: {flow_run_name}"),
     ({"body_template": "{flow_name} is {"}, "body template: a lone '{' at character 16; write {{ for a brace"),
     ({"name": " "}, "a notification rule needs a name of 1 to 200 characters"),
@@ -42,6 +42,25 @@ def test_a_bad_rule_is_refused_with_a_message_naming_what_is_wrong(make_rule, fi
         make_rule(**{"name": name, "channel": "webhook", "target": "https://hooks.example.test/hook", **fields})
     assert message in str(refused.value)
     assert not NotificationRule.objects.filter(name=name).exists()
+
+
+@pytest.mark.parametrize(("allowed", "target", "saved"), [
+    ([], "alerts:notify", False),
+    (["alerts"], "alerts:notify", True),
+    (["alerts"], "alerts.pager.send:page", True),
+    (["alerts"], "alertsmore:notify", False),
+    (["alerts.pager:page"], "alerts.pager:page", True),
+    (["alerts.pager:page"], "alerts.pager:other", False),
+])  # fmt: skip
+def test_a_callable_rule_names_a_function_of_an_allowed_module(make_rule, settings_override, allowed, target, saved):
+    settings_override(RUNWAY_NOTIFICATION_CALLABLES=allowed)
+    if saved:
+        assert make_rule(channel="callable", target=target).target == target
+        return
+    with pytest.raises(InvalidInput) as refused:
+        make_rule(channel="callable", target=target)
+    shown = ", ".join(allowed) or "none: it is empty"
+    assert f"{target} is not in a module RUNWAY_NOTIFICATION_CALLABLES allows ({shown}); list its module there" in str(refused.value)
 
 
 @pytest.mark.parametrize(("url", "words"), [

@@ -103,7 +103,13 @@ def remember(message: dict) -> str:
     return "noted"
 
 
-def test_a_callable_is_imported_and_called_with_the_message(make_rule, make_run):
+@pytest.fixture
+def test_callables(settings_override):
+    """Callable rules may name this package's functions (RUNWAY_NOTIFICATION_CALLABLES)."""
+    settings_override(RUNWAY_NOTIFICATION_CALLABLES=["tests.notifications"])
+
+
+def test_a_callable_is_imported_and_called_with_the_message(make_rule, make_run, test_callables):
     rule = make_rule(channel="callable", target="tests.notifications.test_sending:remember")
     run = _failed_run(make_run)
     assert attempt(delivery_id=_only(rule).pk) == "sent"
@@ -111,10 +117,23 @@ def test_a_callable_is_imported_and_called_with_the_message(make_rule, make_run)
     assert _only(rule).response == "tests.notifications.test_sending:remember returned 'noted'"
 
 
-def test_a_callable_that_cannot_be_imported_fails_without_retrying(make_rule, make_run):
+def test_a_callable_that_cannot_be_imported_fails_without_retrying(make_rule, make_run, test_callables):
     rule = make_rule(channel="callable", target="tests.notifications.nowhere:notify")
     _failed_run(make_run)
     assert attempt(delivery_id=_only(rule).pk).startswith("failed: cannot import 'tests.notifications.nowhere' on this worker")
+
+
+def test_a_callable_no_longer_allowed_is_not_called(make_rule, make_run, test_callables, settings_override):
+    rule = make_rule(channel="callable", target="tests.notifications.test_sending:remember")
+    _failed_run(make_run)
+    settings_override(RUNWAY_NOTIFICATION_CALLABLES=["alerts"])  # the list changed after the rule was saved
+    calls = len(received)
+
+    outcome = attempt(delivery_id=_only(rule).pk)
+
+    assert outcome.startswith("failed: tests.notifications.test_sending:remember is not in a module "
+                              "RUNWAY_NOTIFICATION_CALLABLES allows (alerts)")  # fmt: skip
+    assert len(received) == calls and _only(rule).status == "failed"
 
 
 def test_the_allow_list_is_checked_again_at_send_time(make_rule, make_run, webhook_server, local_webhooks, settings_override):
