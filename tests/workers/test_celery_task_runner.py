@@ -177,6 +177,12 @@ def test_task_hooks_run_once_on_the_worker_that_ran_the_task_run(start_worker, t
     start_worker(concurrency=2)
     ledger = tmp_path / "hooks.txt"
     flows.hooked_on_workers(str(ledger))
+    # A hook runs on the worker after its run's final state is recorded, so the flow may see the last
+    # run end before its hook has written: wait for both lines, then give a repeat time to show.
+    from tests.deployments.conftest import wait_until
+
+    wait_until(lambda: ledger.exists() and len(ledger.read_text().splitlines()) >= 2, 30, "both hooks writing")
+    time.sleep(1)
     lines = sorted(ledger.read_text().splitlines())
     assert [line.rsplit(" ", 1)[0] for line in lines] == ["Completed hooked-0", "Failed hooked-1"]
     assert all(int(line.rsplit(" ", 1)[1]) != os.getpid() for line in lines)
