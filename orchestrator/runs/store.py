@@ -80,6 +80,16 @@ class Db:
             finally:
                 cursor.close()
 
+    def fetch_all(self, sql: str, params: list[Any]) -> list[tuple]:
+        """One query; every row it answers."""
+        with self.wrapper.wrap_database_errors:
+            cursor = self._cursor()
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
     def execute_count(self, sql: str, params: list[Any]) -> int:
         """One statement; returns how many rows it changed."""
         with self.wrapper.wrap_database_errors:
@@ -223,14 +233,7 @@ def final_task_run_states_since(db: Db, flow_run_id: UUID, types: tuple[str, ...
     model per row than the database spent answering."""
     sql = _final_since_sql(len(types), since is not None, db.vendor)
     params = [db.uuid(flow_run_id), *types, *([db.dt(since)] if since is not None else [])]
-    with db.wrapper.wrap_database_errors:
-        cursor = db._cursor()
-        try:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
-    return [(_uuid(row[0]), _parse_state(row[1:])) for row in rows]
+    return [(_uuid(row[0]), _parse_state(row[1:])) for row in db.fetch_all(sql, params)]
 
 
 @lru_cache(maxsize=None)
