@@ -34,20 +34,30 @@ def upstream_runs(parameters: dict[str, Any], wait_for: list[Any] | None) -> dic
     """For each parameter, the task runs whose futures or states fed it: the observed dependency graph."""
     found: dict[str, list[dict[str, str]]] = {}
     for name, value in [*parameters.items(), ("wait_for", wait_for or [])]:
-        ids: list[str] = []
-        visit(value, lambda leaf: _collect_id(leaf, ids))
+        ids = [str(future.task_run_id) for future in _futures_in(value)]
         if ids:
             found[name] = [{"input_type": "task_run", "id": run_id} for run_id in dict.fromkeys(ids)]
     return found
 
 
-def _collect_id(value: Any, ids: list[str]) -> Any:
+def upstream_futures(parameters: dict[str, Any], wait_for: list[Any] | None) -> list[Any]:
+    """The futures among the parameters and `wait_for`: what `resolve` waits for."""
+    return [future for value in [*parameters.values(), wait_for or []] for future in _futures_in(value)]
+
+
+def _futures_in(value: Any) -> list[Any]:
+    found: list[Any] = []
+    visit(value, lambda leaf: _collect_future(leaf, found))
+    return found
+
+
+def _collect_future(value: Any, found: list[Any]) -> Any:
     from sdk.futures import RunwayFuture
 
     if isinstance(value, BaseAnnotation):
-        visit(value.value, lambda leaf: _collect_id(leaf, ids))
+        visit(value.value, lambda leaf: _collect_future(leaf, found))
     elif isinstance(value, RunwayFuture):
-        ids.append(str(value.task_run_id))
+        found.append(value)
     return value
 
 

@@ -224,6 +224,15 @@ def long_fan_out(ledger: str) -> list[str]:
     return [future.result() for future in [first, *rest]]
 
 
+@flow(task_runner=CeleryTaskRunner())
+def waiting_runs_and_an_independent_one(ledger: str) -> list[str]:
+    """Ten runs waiting for a slow one, then one that waits for nothing: it must not wait behind them."""
+    first = write_after.submit(ledger, "first", 4)
+    waiting = [write_after.submit(ledger, f"after-{i}", 0, wait_for=[first]) for i in range(10)]
+    independent = write_after.submit(ledger, "independent", 0)
+    return [future.result() for future in [first, *waiting, independent]]
+
+
 def _note_in_ledger(task_, run, state) -> None:
     """A task hook: runs in the worker process that ran the task run."""
     with open(run.parameters["ledger"], "a") as out:

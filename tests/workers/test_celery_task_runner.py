@@ -173,6 +173,17 @@ def test_a_cancelled_flow_s_task_runs_on_workers_are_stopped_and_end_cancelled(s
     assert set(run.task_runs.values_list("state_name", flat=True)) == {"Cancelled"}
 
 
+def test_runs_waiting_for_an_upstream_run_hold_up_no_other_run(start_worker, tmp_path):
+    start_worker(concurrency=2)
+    ledger = tmp_path / "order.txt"
+    names = flows.waiting_runs_and_an_independent_one(str(ledger))
+    assert names == ["first", *(f"after-{i}" for i in range(10)), "independent"]
+    order = ledger.read_text().splitlines()
+    # Sent at once, it ran on the second pool process while the first run was still sleeping.
+    assert order.index("independent") < order.index("first"), order
+    assert order.index("first") < min(order.index(f"after-{i}") for i in range(10)), order
+
+
 def test_task_hooks_run_once_on_the_worker_that_ran_the_task_run(start_worker, tmp_path):
     start_worker(concurrency=2)
     ledger = tmp_path / "hooks.txt"
