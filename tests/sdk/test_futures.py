@@ -47,7 +47,8 @@ def test_map_creates_its_runs_pending_in_chunks_and_logs_each_creation_and_submi
     from sdk.engine import calls
     from tests.sdk.conftest import logs_of
 
-    monkeypatch.setattr(calls, "SUBMIT_CHUNK", 2)  # five runs: three chunks
+    monkeypatch.setattr(calls, "FIRST_SUBMIT_CHUNK", 1)  # five runs: chunks of 1, 2, 2
+    monkeypatch.setattr(calls, "SUBMIT_CHUNK", 2)
     seen_pending = []
 
     @task
@@ -64,7 +65,7 @@ def test_map_creates_its_runs_pending_in_chunks_and_logs_each_creation_and_submi
         return [f.result() for f in look.map(range(5))]
 
     assert pipeline() == [0, 1, 2, 3, 4]
-    assert seen_pending == [2, 2, 4, 4, 5]  # a chunk is stored before its first run starts
+    assert seen_pending == [1, 3, 3, 5, 5]  # a chunk is stored before its first run starts
     run = latest_flow_run(pipeline)
     assert all([s.type for s in t.states.order_by("timestamp")] == ["PENDING", "RUNNING", "COMPLETED"]
                for t in run.task_runs.all())  # fmt: skip
@@ -73,6 +74,29 @@ def test_map_creates_its_runs_pending_in_chunks_and_logs_each_creation_and_submi
         created = lines.index(f"Created task run 'look-{i}' for task 'look'")
         assert lines[created + 1] == f"Submitted task run 'look-{i}' for execution."
     assert lines.count("Finished in state Completed()") == 6  # five task runs and the flow run
+
+
+def test_a_large_map_starts_its_first_runs_before_the_rest_are_created(unique_name):
+    from sdk.engine import calls
+
+    seen_pending = []
+
+    @task
+    def look(i: int) -> int:
+        from orchestrator.runs.models import TaskRun
+        from sdk.context import TaskRunContext
+
+        seen_pending.append(TaskRun.objects.filter(flow_run_id=TaskRunContext.get().flow_run_context.flow_run.id).count())
+        return i
+
+    @flow(name=unique_name, task_runner=SequentialTaskRunner())
+    def pipeline():
+        return sum(f.result() for f in look.map(range(200)))
+
+    assert pipeline() == sum(range(200))
+    first = calls.FIRST_SUBMIT_CHUNK
+    assert first < 200 and seen_pending[0] == first  # not all 200 made (and logged) before the first ran
+    assert seen_pending[first] == 3 * first and seen_pending[-1] == 200  # then chunks twice as large
 
 
 def test_map_refuses_iterables_of_different_lengths():
