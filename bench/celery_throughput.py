@@ -138,13 +138,13 @@ def child_runway(n: int) -> dict:
 class Worker:
     """One `celery -A workers worker` on the bench queue; its log in the home."""
 
-    def __init__(self, index: int, home: Path, env: dict, queue: str, concurrency: int) -> None:
+    def __init__(self, index: int, home: Path, env: dict, queue: str, concurrency: int, extra: list[str] = ()) -> None:
         self.name = f"bench{index}-{queue[-6:]}"
         self.log_path = home / f"worker-{index}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         command = [PYTHON, "-m", "celery", "-A", "workers", "worker", "-Q", queue, "-c", str(concurrency),
                    "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                   "-l", "info"]  # fmt: skip
+                   "-l", "info", *extra]  # fmt: skip
         self.process = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 60) -> None:
