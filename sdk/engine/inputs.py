@@ -18,9 +18,10 @@ _COLLECTIONS = (list, tuple, set, frozenset)
 
 
 def visit(value: Any, leaf: Callable[[Any], Any]) -> Any:
-    """Rebuild lists, tuples, sets and dicts with `leaf` applied to everything else."""
+    """Rebuild lists, tuples, sets and dicts with `leaf` applied to everything else.
+    A `quote` is a leaf: nothing inside it is visited."""
     if isinstance(value, quote):
-        return value
+        return leaf(value)
     if type(value) in _COLLECTIONS:
         return type(value)(visit(item, leaf) for item in value)
     if isinstance(value, list):  # list subclasses, such as the futures .map() returns, become lists
@@ -54,6 +55,8 @@ def _futures_in(value: Any) -> list[Any]:
 def _collect_future(value: Any, found: list[Any]) -> Any:
     from sdk.futures import RunwayFuture
 
+    if isinstance(value, quote):  # not looked into: no dependency is recorded or waited for
+        return value
     if isinstance(value, BaseAnnotation):
         visit(value.value, lambda leaf: _collect_future(leaf, found))
     elif isinstance(value, RunwayFuture):

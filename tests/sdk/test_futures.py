@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from sdk import allow_failure, flow, task, unmapped
+from sdk import allow_failure, flow, quote, task, unmapped
 from sdk.exceptions import MappingLengthMismatch, UpstreamTaskError
 from sdk.futures import PrefectFuture, RunwayFuture
 from sdk.task_runners import ConcurrentTaskRunner, SequentialTaskRunner
@@ -97,6 +97,23 @@ def test_a_large_map_starts_its_first_runs_before_the_rest_are_created(unique_na
     first = calls.FIRST_SUBMIT_CHUNK
     assert first < 200 and seen_pending[0] == first  # not all 200 made (and logged) before the first ran
     assert seen_pending[first] == 3 * first and seen_pending[-1] == 200  # then chunks twice as large
+
+
+def test_a_quoted_argument_reaches_the_task_unwrapped_and_unlooked_into(unique_name):
+    @task
+    def describe(x):
+        return [type(item).__name__ for item in x] if isinstance(x, list) else type(x).__name__
+
+    @flow(name=unique_name)
+    def pipeline():
+        future = add.submit(1, 2)
+        return (describe(quote([1, 2])), describe.submit([quote(3), 4]).result(),
+                describe.submit(quote([future])).result(), future.result())  # fmt: skip
+
+    # As in Prefect 2: the task gets the value, and futures inside a quote are neither resolved nor waited for.
+    assert pipeline() == (["int", "int"], ["int", "int"], ["RunwayFuture"], 3)
+    runs = {t.name: t for t in latest_flow_run(pipeline).task_runs.all()}
+    assert runs["describe-2"].task_inputs == {}  # no dependency recorded through the quote
 
 
 def test_map_refuses_iterables_of_different_lengths():
