@@ -7,10 +7,10 @@
 Each run is created Pending here as with any runner. Once its upstream futures
 are done (a run waiting for them holds no thread), a dispatcher thread sends one
 JSON message naming the task's code and carrying the run id and its parameters
-(as result references: see sdk/engine/remote.py). A watcher thread asks the orchestrator for the states of
-the runs in flight and completes each future when its run is final; the value
-comes from result storage, never through the broker. Retries, caching and
-limits are decided by the orchestrator's rules, on the worker.
+(as result references: see sdk/engine/remote.py). A watcher thread asks the
+orchestrator for the states of the runs in flight and completes each future when
+its run is final; the value comes from result storage, never through the broker.
+Retries, caching and limits are decided by the orchestrator's rules, on the worker.
 """
 from __future__ import annotations
 
