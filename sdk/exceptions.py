@@ -29,6 +29,10 @@ class MappingLengthMismatch(RunwayException, ValueError):
     """Raised when `task.map` gets iterables of different lengths."""
 
 
+class MappingMissingIterable(RunwayException, ValueError):
+    """Raised when `task.map` gets no iterable argument to map over."""
+
+
 class UpstreamTaskError(RunwayException):
     """Raised when a task cannot run because a task it depends on did not complete."""
 

@@ -12,11 +12,11 @@ from functools import update_wrapper
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from orchestrator.schemas.rates import parse_rate
-from sdk.annotations import unmapped
+from sdk.annotations import allow_failure, quote, unmapped
 from sdk.context import TaskRunContext
 from sdk.engine.parameters import bind
 from sdk.engine.timeouts import shielded
-from sdk.exceptions import MappingLengthMismatch
+from sdk.exceptions import MappingLengthMismatch, MappingMissingIterable
 from sdk.filesystems import LocalFileSystem
 from sdk.futures import in_async_context
 
@@ -162,14 +162,20 @@ def _mapped_parameters(fn: Callable, args: tuple, kwargs: dict[str, Any]) -> lis
 
     # A future is mapped over its result, as in Prefect 2 (unmapped(future) is passed whole).
     parameters = {k: v.result() if isinstance(v, RunwayFuture) else v for k, v in bind(fn, args, kwargs).items()}
+    # allow_failure([...]) and quote([...]) map over their contents, each item wrapped again.
+    wrappers = {k: type(v) for k, v in parameters.items() if isinstance(v, (allow_failure, quote))}
+    parameters = {k: v.value if k in wrappers else v for k, v in parameters.items()}
     iterables = {k: list(v) for k, v in parameters.items() if _is_mappable(v)}
+    if not iterables:
+        given = ", ".join(f"{k}={v!r}" for k, v in parameters.items()) or "no arguments"
+        raise MappingMissingIterable(f"map() needs at least one iterable argument to map over; got {given}")
     lengths = {len(v) for v in iterables.values()}
     if len(lengths) > 1:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in iterables.items())
         raise MappingLengthMismatch(f"map() needs iterables of one length; got {sizes}")
-    count = lengths.pop() if lengths else 0
     static = {k: v.value if isinstance(v, unmapped) else v for k, v in parameters.items() if k not in iterables}
-    return [{**static, **{k: v[i] for k, v in iterables.items()}} for i in range(count)]
+    calls = [{**static, **{k: v[i] for k, v in iterables.items()}} for i in range(lengths.pop())]
+    return [{k: wrappers[k](v) if k in wrappers else v for k, v in call.items()} for call in calls]
 
 
 def _is_mappable(value: Any) -> bool:

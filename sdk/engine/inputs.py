@@ -67,30 +67,32 @@ def _collect_future(value: Any, found: list[Any]) -> Any:
 def resolve(parameters: dict[str, Any], wait_for: list[Any] | None) -> dict[str, Any]:
     """Wait for upstream futures and replace them with their results.
 
-    Raises UpstreamTaskError if one did not complete, unless wrapped in allow_failure.
+    Raises UpstreamTaskError if one did not complete, unless it failed and is wrapped in
+    allow_failure (as in Prefect 2: a crashed, cancelled or not-ready upstream still stops
+    the run). `wait_for` only orders: its runs' results are not read.
     """
-    visit(wait_for or [], lambda leaf: _resolve_leaf(leaf, allowed=False))
+    visit(wait_for or [], lambda leaf: _resolve_leaf(leaf, allowed=False, data=False))
     return {name: visit(value, lambda leaf: _resolve_leaf(leaf, allowed=False)) for name, value in parameters.items()}
 
 
-def _resolve_leaf(value: Any, allowed: bool) -> Any:
+def _resolve_leaf(value: Any, allowed: bool, data: bool = True) -> Any:
     from sdk.futures import RunwayFuture
 
     if isinstance(value, allow_failure):
-        return visit(value.value, lambda leaf: _resolve_leaf(leaf, allowed=True))
+        return visit(value.value, lambda leaf: _resolve_leaf(leaf, allowed=True, data=data))
     if isinstance(value, quote):
         return value.value
     if isinstance(value, BaseAnnotation):
-        return visit(value.value, lambda leaf: _resolve_leaf(leaf, allowed))
+        return visit(value.value, lambda leaf: _resolve_leaf(leaf, allowed, data))
     if isinstance(value, RunwayFuture):
         state, label = value.final_state(), repr(value.name)
     elif isinstance(value, State):
         state, label = value, repr(value.name)
     else:
         return value
-    if not state.is_completed() and not allowed:
+    if not state.is_completed() and not (allowed and state.is_failed()):
         raise UpstreamTaskError(f"Upstream task run {label} did not reach a 'COMPLETED' state.")
-    return state.result(raise_on_failure=False)
+    return state.result(raise_on_failure=False) if data else None
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:

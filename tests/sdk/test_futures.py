@@ -116,6 +116,28 @@ def test_a_quoted_argument_reaches_the_task_unwrapped_and_unlooked_into(unique_n
     assert runs["describe-2"].task_inputs == {}  # no dependency recorded through the quote
 
 
+def test_map_maps_over_the_contents_of_allow_failure_and_quote_and_refuses_nothing_to_map(unique_name):
+    from sdk.exceptions import MappingMissingIterable
+
+    @task
+    def describe(x):
+        return type(x).__name__ if not isinstance(x, int) else x
+
+    @flow(name=unique_name)
+    def pipeline():
+        return ([f.result() for f in describe.map(allow_failure([1, 2]))],
+                [f.result() for f in describe.map(quote([3, 4]))])  # fmt: skip
+
+    assert pipeline() == ([1, 2], [3, 4])  # each item wrapped again, unwrapped by the run
+
+    @flow
+    def nothing_to_map():
+        return describe.map(5)
+
+    with pytest.raises(MappingMissingIterable, match="at least one iterable argument.*x=5"):
+        nothing_to_map()
+
+
 def test_map_refuses_iterables_of_different_lengths():
     @flow
     def pipeline():
@@ -181,6 +203,41 @@ def test_allow_failure_runs_downstream_with_the_exception():
         return inspect_value.submit(allow_failure(fail.submit("disk full"))).result()
 
     assert pipeline() == "RuntimeError: disk full"
+
+
+def test_allow_failure_excuses_a_failed_upstream_only(unique_name):
+    ran = []
+
+    @task
+    def downstream(value):
+        ran.append(value)
+
+    @flow(name=unique_name)
+    def pipeline():
+        not_ready = add.submit(fail.submit(), 1)  # ends Pending, named NotReady
+        allowed = downstream.submit(allow_failure(not_ready))
+        waiting = downstream.submit(2, wait_for=[allow_failure(not_ready)])
+        return allowed.wait().name, waiting.wait().name
+
+    # As in Prefect 2: a not-ready (or crashed, cancelled) upstream still stops the run; before,
+    # the run started and crashed reading the upstream's missing result.
+    assert pipeline() == ("NotReady", "NotReady")
+    runs = {t.name: t for t in latest_flow_run(pipeline).task_runs.all()}
+    assert [runs[f"downstream-{i}"].state_name for i in (0, 1)] == ["NotReady", "NotReady"]
+    assert ran == []
+
+
+def test_wait_for_does_not_read_the_results_it_waits_for(unique_name):
+    from sdk import states
+
+    @flow(name=unique_name)
+    def pipeline():
+        first = add.submit(0, 1)
+        state = first.wait()
+        state.data, state.result_ref = states._NO_DATA, None  # its value unreadable: neither kept nor stored
+        return add.submit(1, 2, wait_for=[allow_failure(first)]).result()
+
+    assert pipeline() == 3  # before, the run crashed reading the result it only had to wait for
 
 
 def test_wait_for_orders_tasks_without_passing_data():
