@@ -52,9 +52,10 @@ def send_notification(delivery_id: str) -> str:
 def _run_task_run(self, body: dict) -> None:
     """Orchestrate one task run a flow sent here (sdk/engine/remote.py describes `body`).
 
-    The worker first claims the run: a message delivered twice, or a run another
-    live worker holds, is dropped. While the task runs, heartbeats tell the
-    orchestrator this worker is alive. A retry delay longer than a second is not
+    The worker claims the run as it proposes Running (one call): a message
+    delivered twice, or a run another live worker holds, is dropped. While the
+    task runs, heartbeats tell the orchestrator this worker is alive. A retry
+    delay longer than a second is not
     slept through: the run waits in the orchestrator as AwaitingRetry, and this
     task is sent again with a countdown if it is due within RUNWAY_SWEEP_SECONDS,
     else by a worker's sweep once it is due (no message is held for long: a
@@ -62,18 +63,18 @@ def _run_task_run(self, body: dict) -> None:
     """
     from sdk.client import get_client
     from sdk.engine.hosts import hostname
-    from sdk.engine.remote import execute
+    from sdk.engine.remote import NotClaimed, execute
     client, run_id = get_client(), UUID(body["task_run_id"])
     queue = (self.request.delivery_info or {}).get("routing_key")
     # The pool process, not only the worker: two processes of one worker must not both hold a run.
     worker = f"{self.request.hostname or 'celery'}/{os.getpid()}"
-    status, reason = client.claim_task_run(run_id, worker=worker, hostname=hostname(), pid=os.getpid(),
-                                           dispatch={"body": body, "queue": queue})  # fmt: skip
-    if status != "claimed":
-        logger.info("not running task run %s (%s): %s", body.get("name"), status, reason)
+    claim = {"worker": worker, "hostname": hostname(), "pid": os.getpid(), "dispatch": {"body": body, "queue": queue}}
+    try:
+        with _heartbeats.beating(client, run_id, worker):  # beats count only once the run is claimed
+            deferred = execute(body, client, claim)
+    except NotClaimed as exc:
+        logger.info("not running task run %s (%s): %s", body.get("name"), exc.status, exc.reason)
         return
-    with _heartbeats.beating(client, run_id, worker):
-        deferred = execute(body, client)
     if deferred is None:
         return
     client.release_task_run(run_id, worker=worker)  # first: the next message may reach another worker

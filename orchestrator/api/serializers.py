@@ -229,11 +229,19 @@ class ClaimIn(StrictSerializer):
     hostname = serializers.CharField(max_length=255, allow_blank=True)
     pid = serializers.IntegerField(min_value=0, max_value=2**31 - 1, allow_null=True)
     dispatch = serializers.JSONField(allow_null=True, help_text="The message to send again if the run is retried.")
+    then = StateIn(
+        required=False, allow_null=True,
+        help_text="A state (Running) to propose in the same transaction if the claim succeeds; "
+                  "give it a details.transition_key, so a retried request is answered, not applied twice.",
+    )  # fmt: skip
 
 
 class ClaimOut(serializers.Serializer):
     status = serializers.ChoiceField(choices=["claimed", "held", "finished"])
     reason = serializers.CharField(allow_blank=True)
+    orchestration = OrchestrationResultOut(
+        required=False, help_text="With `then`, when claimed: the answer to that proposal."
+    )
 
 
 class FlowRunClaimIn(StrictSerializer):

@@ -261,11 +261,17 @@ class TaskRunViewSet(_RunViewSet):
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
     def claim(self, request: Request, pk: str) -> Response:
         """A worker claims the run before running it: claimed (run it), held (another live worker
-        has it: drop the message) or finished. A run whose worker went quiet is Crashed first."""
+        has it: drop the message) or finished. A run whose worker went quiet is Crashed first.
+        With `then` (Running), a claimed run is also proposed that state, in the same transaction."""
         data = _validated(api.ClaimIn, request.data).validated_data
-        found = claims.task_run_claim(task_run_id=_run_id(pk, "task run"), timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT,
-                                      **data)  # fmt: skip
-        return Response({"status": found.status, "reason": found.reason})
+        then, run_id = data.pop("then", None), _run_id(pk, "task run")
+        if then is None:
+            found = claims.task_run_claim(task_run_id=run_id, timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT, **data)
+            return Response({"status": found.status, "reason": found.reason})
+        found, answer = claims.task_run_claim_and_start(task_run_id=run_id, state=then,
+                                                        timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT, **data)  # fmt: skip
+        started = {"orchestration": answer.to_dict()} if answer else {}
+        return Response({"status": found.status, "reason": found.reason, **started})
 
     @extend_schema(request=api.ReleaseIn,
                    responses=inline_serializer("Released", {"released": serializers.BooleanField()}))  # fmt: skip

@@ -62,6 +62,11 @@ class OrchestrationClient(abc.ABC):
         """Make `worker` the holder of a task run before running it: ("claimed" | "held" | "finished", why)."""
 
     @abc.abstractmethod
+    def claim_and_start_task_run(self, task_run_id: UUID, state: State, *, worker: str, hostname: str,
+                                 pid: int | None, dispatch: dict[str, Any] | None) -> tuple[str, str, OrchestrationResult | None]:  # fmt: skip
+        """Claim a task run and propose `state` (Running) at once: (status, why, the answer if claimed)."""
+
+    @abc.abstractmethod
     def create_deployment(self, **fields: Any) -> tuple[UUID, bool]:
         """Create or replace a deployment (the fields of `deployment_create`); returns (id, created)."""
 

@@ -112,6 +112,13 @@ class HttpClient(OrchestrationClient):
         answer = self._request("POST", f"task_runs/{task_run_id}/claim/", body)
         return answer["status"], answer["reason"]
 
+    def claim_and_start_task_run(self, task_run_id: UUID, state: State, *, worker: str, hostname: str,
+                                 pid: int | None, dispatch: dict[str, Any] | None) -> tuple[str, str, OrchestrationResult | None]:  # fmt: skip
+        body = {"worker": worker, "hostname": hostname, "pid": pid, "dispatch": dispatch, "then": _proposal(state)}
+        answer = self._request("POST", f"task_runs/{task_run_id}/claim/", body)
+        started = answer.get("orchestration")
+        return answer["status"], answer["reason"], OrchestrationResult.from_dict(started) if started else None
+
     def create_deployment(self, **fields: Any) -> tuple[UUID, bool]:
         answer = self._request("POST", "deployments/", fields)
         return UUID(answer["deployment"]["id"]), answer["created"]

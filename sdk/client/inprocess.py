@@ -151,6 +151,17 @@ class InProcessClient(OrchestrationClient):
                            dispatch=dispatch, timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)  # fmt: skip
         return claim.status, claim.reason
 
+    def claim_and_start_task_run(self, task_run_id: UUID, state: State, *, worker: str, hostname: str,
+                                 pid: int | None, dispatch: dict[str, Any] | None) -> tuple[str, str, OrchestrationResult | None]:  # fmt: skip
+        from django.conf import settings
+
+        from orchestrator.runs.claims import task_run_claim_and_start
+
+        claim, answer = self._call(task_run_claim_and_start, task_run_id=task_run_id, state=_keyed(state),
+                                   worker=worker, hostname=hostname, pid=pid, dispatch=dispatch,
+                                   timeout=settings.RUNWAY_HEARTBEAT_TIMEOUT)  # fmt: skip
+        return claim.status, claim.reason, answer
+
     def create_deployment(self, **fields: Any) -> tuple[UUID, bool]:
         from orchestrator.deployments.services import deployment_create
 

@@ -34,6 +34,15 @@ class NotSendable(TypeError):
     """Raised when a task cannot be run by another process: its code cannot be found by import."""
 
 
+class NotClaimed(Exception):
+    """Raised when a worker may not run the task run: another live worker holds it, or it is finished
+    (a message delivered twice). Nothing was recorded: the message is dropped."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(f"{status}: {reason}")
+        self.status, self.reason = status, reason
+
+
 def task_reference(task: Task) -> str:
     """Where a worker finds `task`: 'package.module:name', or 'path/to/script.py:name' for a script's tasks."""
     fn, qualname = task.fn, task.fn.__qualname__
@@ -83,8 +92,40 @@ def message(engine: TaskRunEngine, parameters: dict[str, Any], storage: LocalFil
     }
 
 
-def execute(body: dict[str, Any], client: OrchestrationClient) -> Deferred | None:
-    """Orchestrate the task run `body` describes; Deferred(seconds) if it must start again later."""
+def execute(body: dict[str, Any], client: OrchestrationClient, claim: dict[str, Any] | None = None) -> Deferred | None:
+    """Orchestrate the task run `body` describes; Deferred(seconds) if it must start again later.
+
+    `claim` (worker, hostname, pid, dispatch) makes the run this worker's in the same call as its
+    Running proposal; NotClaimed if it cannot be. If the task's code or parameters cannot even be
+    loaded here, the run ends Crashed saying why, and the error is raised for the worker's log.
+    """
+    try:
+        engine = _engine(body, client)
+    except Exception as exc:
+        if claim is not None:
+            _crash_unloadable(body, client, claim, exc)
+        raise
+    engine.claim = claim
+    outcome = run_sync(engine.steps(), longest_sleep=LONGEST_SLEEP_IN_WORKER)
+    return outcome if isinstance(outcome, Deferred) else None
+
+
+def _crash_unloadable(body: dict[str, Any], client: OrchestrationClient, claim: dict[str, Any], exc: Exception) -> None:
+    """End the run Crashed, naming the worker and the error, if it is this worker's to end (not held
+    by another live worker, not finished). Left Pending, it would wait forever; left to the sweep,
+    it would be sent here again and again."""
+    from sdk.states import Crashed
+
+    run_id = UUID(body["task_run_id"])
+    status, _ = client.claim_task_run(run_id, **claim)
+    if status == "claimed":
+        message = (f"Crashed: worker {claim['worker']} on {claim['hostname']} could not load the task run: "
+                   f"{type(exc).__name__}: {exc}")  # fmt: skip
+        client.set_task_run_state(run_id, Crashed(message=message).to_schema())
+
+
+def _engine(body: dict[str, Any], client: OrchestrationClient) -> TaskRunEngine:
+    """An engine attached to the run `body` names, its task loaded and its parameters read."""
     from sdk import tasks
     from sdk.engine.task_engine import TaskRunEngine
     from sdk.entrypoints import load
@@ -94,13 +135,19 @@ def execute(body: dict[str, Any], client: OrchestrationClient) -> Deferred | Non
         raise NotSendable(f"{body['task']} is not a @task (got {type(task).__name__})")
     task = copy.copy(task)
     task.task_key = body["task_key"]  # as the flow's process named it: cache keys depend on it
-    storage = LocalFileSystem(body["storage"]) if body.get("storage") else None
+    storage = _storage(body["storage"]) if body.get("storage") else None
     parameters = {name: load_value(ref) for name, ref in body["parameters"].items()}
     flow_ctx = _flow_context(body, client, storage)
     engine = TaskRunEngine(task, parameters, client=client, flow_ctx=flow_ctx)
     _attach(engine, body, flow_ctx)
-    outcome = run_sync(engine.steps(), longest_sleep=LONGEST_SLEEP_IN_WORKER)
-    return outcome if isinstance(outcome, Deferred) else None
+    return engine
+
+
+@lru_cache(maxsize=16)
+def _storage(basepath: str) -> LocalFileSystem:
+    """The flow's result storage, made once per path: making one resolves the path (system calls),
+    a tenth of a no-op run's time in a worker, and it holds nothing but that path."""
+    return LocalFileSystem(basepath)
 
 
 def _flow_context(body: dict[str, Any], client: OrchestrationClient, storage: LocalFileSystem | None) -> FlowRunContext | None:

@@ -15,6 +15,7 @@ from sdk.engine.final_state import completed_state, exception_state
 from sdk.engine.hooks import run_hooks
 from sdk.engine.hosts import process_fields
 from sdk.engine.propose import propose, propose_now
+from sdk.engine.remote import NotClaimed
 from sdk.exceptions import Abort, FlowRunCancelledError, TaskRunTimeoutError, UpstreamTaskError
 from sdk.filesystems import LocalFileSystem
 from sdk.logging import flow_run_logger, task_run_logger
@@ -38,6 +39,7 @@ class TaskRunEngine:
         self.created = False
         self._crash_recorded = False
         self.recorded: State | None = None  # set by sdk.transactions: a committed transaction holds this run's result
+        self.claim: dict[str, Any] | None = None  # set by a worker (sdk/engine/remote.py): claim the run as it starts
 
     # --- 1. create ---------------------------------------------------------------
     def prepare(self) -> None:
@@ -90,7 +92,7 @@ class TaskRunEngine:
         """Orchestrate the run; whatever interrupts the engine, the run ends recorded, never Running."""
         try:
             return (yield from self._orchestrate())
-        except GeneratorExit:
+        except (GeneratorExit, NotClaimed):  # not claimed: the run is another worker's, nothing to record
             raise
         except BaseException as exc:
             self._record_crash(exc, "the task run's engine was interrupted")
@@ -167,7 +169,10 @@ class TaskRunEngine:
         running = Running()
         running.details.cache_key = cache_key
         running.details.refresh_cache = bool(self.task.refresh_cache)
-        if self.created:
+        if self.claim is not None:
+            state = yield from propose(self.client, running, task_run_id=self.run.id, answer=self._claim(running),
+                                       run=self.run)  # fmt: skip
+        elif self.created:
             state = yield from propose(self.client, running, task_run_id=self.run.id, run=self.run)
         else:
             answer = self.create(then=running)
@@ -175,6 +180,15 @@ class TaskRunEngine:
                 flow_run_logger(self.flow_ctx).info(f"Executing {self.run.name!r} immediately...")
             state = yield from propose(self.client, running, task_run_id=self.run.id, answer=answer, run=self.run)
         return state
+
+    def _claim(self, running: State) -> OrchestrationResult:
+        """A worker's first start: claim the run and propose Running in one call; NotClaimed if it is
+        another worker's or finished. A later start (a retry run in place) is this worker's already."""
+        claim, self.claim = self.claim, None
+        status, reason, answer = self.client.claim_and_start_task_run(self.run.id, running.to_schema(), **claim)
+        if answer is None:
+            raise NotClaimed(status, reason)
+        return answer
 
     def _final_state(self, outcome: Outcome, cache_key: str | None) -> State:
         task = self.task

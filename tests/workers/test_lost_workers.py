@@ -18,7 +18,7 @@ from django.utils import timezone
 from orchestrator.runs.claims import task_run_claim, task_run_heartbeat, task_runs_sweep_lost
 from orchestrator.runs.models import FlowRun, TaskRun
 from orchestrator.runs.services import task_run_set_state
-from orchestrator.schemas import SetStateStatus, State, StateType
+from orchestrator.schemas import SetStateStatus, State, StateDetails, StateType
 from tests.sdk.conftest import state_names
 from tests.workers import flows
 
@@ -193,3 +193,77 @@ def test_a_stopped_worker_that_wakes_after_its_run_was_retried_cannot_overwrite_
     assert task_run.state.result == {"type": "json", "value": 2}
     assert "This attempt's outcome was not recorded: this proposal follows state" in sleeper.output()
     assert len(ledger.read_text().splitlines()) == 2
+
+
+def pending_task_run(client, retries: int = 0) -> uuid.UUID:
+    """A Pending task run of a Running flow run, as a flow leaves it for a worker."""
+    from sdk.states import Pending
+
+    flow_run_id, _ = client.create_flow_run(flow_id=client.create_flow("claims"), name="c", state=Pending().to_schema())
+    client.set_flow_run_state(flow_run_id, State(type=StateType.RUNNING))
+    run_id, _ = client.create_task_run(flow_run_id=flow_run_id, task_key="m.t", dynamic_key=uuid.uuid4().hex,
+                                       name="t", state=Pending().to_schema(),
+                                       empirical_policy={"retries": retries, "retry_delay": 0})  # fmt: skip
+    return run_id
+
+
+@pytest.mark.parametrize("transport", ["in-process", "http"])
+def test_a_worker_claims_and_starts_a_run_in_one_call_and_a_second_delivery_changes_nothing(client, transport, request):
+    from sdk.client.http import HttpClient
+
+    if transport == "http":
+        live_server, token = request.getfixturevalue("live_server"), request.getfixturevalue("make_token")()
+        client = HttpClient(f"{live_server}/api", token)
+    run_id = pending_task_run(client)
+    running = State(type=StateType.RUNNING, details=StateDetails(transition_key="first-start"))
+    status, _, answer = client.claim_and_start_task_run(run_id, running, worker="w-old", hostname="h", pid=1,
+                                                        dispatch={"body": {}, "queue": "q"})  # fmt: skip
+    assert (status, answer.status, answer.state.type, answer.run_count) == ("claimed", SetStateStatus.ACCEPT, StateType.RUNNING, 1)
+    assert TaskRun.objects.filter(pk=run_id, worker="w-old", dispatch={"body": {}, "queue": "q"}).exists()
+
+    # the same request again (its answer was lost): answered as before, not a second claim that crashes the run
+    status, _, again = client.claim_and_start_task_run(run_id, running, worker="w-old", hostname="h", pid=1, dispatch=None)
+    assert (status, again.state.id) == ("claimed", answer.state.id)
+    # another worker's delivery of the same message: refused, nothing proposed
+    status, reason, refused = client.claim_and_start_task_run(run_id, State(type=StateType.RUNNING), worker="w-new",
+                                                              hostname="h", pid=2, dispatch=None)  # fmt: skip
+    assert (status, reason, refused) == ("held", "worker w-old is running it", None)
+    assert state_names(TaskRun.objects.get(pk=run_id)) == ["Pending", "Running"]
+    assert TaskRun.objects.get(pk=run_id).worker == "w-old"
+
+    client.set_task_run_state(run_id, State(type=StateType.COMPLETED))
+    status, reason, refused = client.claim_and_start_task_run(run_id, State(type=StateType.RUNNING), worker="w-new",
+                                                              hostname="h", pid=2, dispatch=None)  # fmt: skip
+    assert (status, reason, refused) == ("finished", "the run is Completed", None)
+    assert state_names(TaskRun.objects.get(pk=run_id)) == ["Pending", "Running", "Completed"]
+
+
+def test_a_claim_with_a_malformed_state_to_start_is_refused_naming_it(client, api):
+    run_id = pending_task_run(client)
+    answer = api.post(f"task_runs/{run_id}/claim/",
+                      json={"worker": "w", "hostname": "h", "pid": 1, "dispatch": None, "then": {"type": "RUNNIG"}})
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == 'then.type: "RUNNIG" is not a valid choice.'
+    assert TaskRun.objects.get(pk=run_id).worker == ""  # not claimed
+
+
+def test_a_run_whose_code_a_worker_cannot_load_ends_crashed_saying_why(client, start_worker, tmp_path):
+    """Not left Pending for ever, nor crashed by the sweep and sent to the same worker again and again."""
+    from workers.tasks import send
+
+    run_id = pending_task_run(client)
+    flow_run_id = TaskRun.objects.get(pk=run_id).flow_run_id
+    worker = start_worker(concurrency=1)
+    send({"task_run_id": str(run_id), "task": f"{tmp_path / 'not_on_this_host.py'}:t", "task_key": "m.t", "name": "t",
+          "dynamic_key": "0", "tags": [], "parameters": {}, "flow_run": {"id": str(flow_run_id), "name": "c"},
+          "log_prints": False, "storage": str(tmp_path), "rate_limit": None}, os.environ["RUNWAY_DEFAULT_QUEUE"])  # fmt: skip
+    deadline = time.monotonic() + 60
+    while TaskRun.objects.get(pk=run_id).state_type != "CRASHED" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run = TaskRun.objects.get(pk=run_id)
+    assert state_names(run) == ["Pending", "Crashed"]
+    assert run.state.message.startswith(f"Crashed: worker {worker.name}@") and " could not load the task run: " in run.state.message
+    assert f"EntrypointError: no file '{tmp_path / 'not_on_this_host.py'}'" in run.state.message
+    assert "not_on_this_host.py" in worker.output()  # and the worker's log has the traceback
+    time.sleep(8)  # longer than the heartbeat timeout: the sweep does not take it for a lost worker's run
+    assert state_names(TaskRun.objects.get(pk=run_id)) == ["Pending", "Crashed"]
