@@ -79,10 +79,11 @@ class Flow(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return_state = kwargs.pop("return_state", False)
+        wait_for = kwargs.pop("wait_for", None)  # a subflow's upstream futures, as for a task
         from sdk.engine.calls import call_flow
 
         with shielded():
-            return call_flow(self, bind(self.fn, args, kwargs), return_state=return_state)
+            return call_flow(self, bind(self.fn, args, kwargs), return_state=return_state, wait_for=wait_for)
 
     def deploy(self, name: str, **options: Any) -> Any:
         """Deploy this flow under `name` (see sdk.deployments.deploy for `work_queue_name`,

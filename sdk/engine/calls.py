@@ -100,9 +100,9 @@ def _submit_created(engine: TaskRunEngine, run_id: Any, answer: Any, runner: Bas
     return future
 
 
-def call_flow(flow: Flow, parameters: dict[str, Any], *, return_state: bool) -> Any:
+def call_flow(flow: Flow, parameters: dict[str, Any], *, return_state: bool, wait_for: list[Any] | None = None) -> Any:
     parent = FlowRunContext.get()
-    engine = FlowRunEngine(flow, parameters, client=get_client(), parent=parent)
+    engine = FlowRunEngine(flow, parameters, client=get_client(), parent=parent, wait_for=wait_for)
     if inspect.iscoroutinefunction(flow.fn):
         async def run() -> Any:
             await asyncio.to_thread(engine.create)

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from sdk.client.base import OrchestrationClient
 from sdk.context import FlowRunContext, RunInfo, current_tags
-from sdk.engine import cancellation
+from sdk.engine import cancellation, inputs
 from sdk.engine.cancellation import CancelScope
 from sdk.engine.driver import Outcome, Steps, user_call
 from sdk.engine.final_state import exception_state, flow_return_state
@@ -21,7 +21,9 @@ from sdk.engine.hosts import process_fields
 from sdk.engine.inputs import jsonable
 from sdk.engine.parameters import validate
 from sdk.engine.propose import propose, propose_now
-from sdk.exceptions import Abort, FlowRunCancelledError, FlowRunTimeoutError, Pause, ParameterTypeError, TerminationSignal
+from sdk.exceptions import (
+    Abort, FlowRunCancelledError, FlowRunTimeoutError, ParameterTypeError, Pause, TerminationSignal, UpstreamTaskError,
+)  # fmt: skip
 from sdk.logging import flow_run_logger, get_logger
 from sdk.redaction import redact, redact_data
 from sdk.settings import get_settings
@@ -35,8 +37,9 @@ class FlowRunEngine:
     """The engine of one flow run; `create()` in the caller, then `steps()` under a driver."""
 
     def __init__(self, flow: Flow, parameters: dict[str, Any], *, client: OrchestrationClient,
-                 parent: FlowRunContext | None) -> None:  # fmt: skip
+                 parent: FlowRunContext | None, wait_for: list[Any] | None = None) -> None:  # fmt: skip
         self.flow, self.parameters, self.client, self.parent = flow, parameters, client, parent
+        self.wait_for = wait_for
         self.state: State | None = None
         self._crash_recorded = False
         self.cancel_scope = CancelScope(parent.cancel_scope if parent else None)
@@ -108,6 +111,13 @@ class FlowRunEngine:
 
     def _orchestrate(self) -> Steps:
         try:
+            self._resolve_upstream()
+        except UpstreamTaskError as exc:  # as for a task: the subflow stays Pending, NotReady, and is not run
+            self.state = yield from propose(self.client, Pending(message=str(exc), name="NotReady"),
+                                            flow_run_id=self.run.id, force=True)  # fmt: skip
+            self._log_final()
+            return self.state
+        try:
             parameters = self._validated()
         except ParameterTypeError as exc:
             self.logger.error(str(exc))
@@ -137,6 +147,12 @@ class FlowRunEngine:
         self._log_final()
         run_hooks(self.flow, self.run, self.state, self.logger)
         return self.state
+
+    def _resolve_upstream(self) -> None:
+        """A subflow's parameters may hold futures of its parent's task runs, and it may be called
+        `wait_for=` some: as in Prefect 2, it waits for them and gets their results."""
+        if self.parent is not None:
+            self.parameters = self.run.parameters = inputs.resolve(self.parameters, self.wait_for)
 
     def _validated(self) -> dict[str, Any]:
         if not self.flow.should_validate_parameters:

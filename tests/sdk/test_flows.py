@@ -161,6 +161,40 @@ def test_subflow_runs_record_their_parent(unique_name):
     assert all(c.state_type == "COMPLETED" for c in children)
 
 
+@task
+def fails() -> None:
+    raise ValueError("upstream broke")
+
+
+def test_a_subflow_gets_its_parents_futures_resolved_and_waits_for_wait_for(unique_name):
+    """As in Prefect 2: futures among a subflow's arguments arrive as their results; `wait_for`
+    orders it after runs it takes nothing from; a failed upstream leaves it NotReady, not run,
+    unless the upstream is wrapped in allow_failure."""
+    from sdk import allow_failure
+
+    ran: list[int] = []
+
+    @flow(name=unique_name + "-child")
+    def child(x: int) -> int:
+        ran.append(x)
+        return x * 10
+
+    @flow(name=unique_name)
+    def parent() -> tuple:
+        one = add_one.submit(1)
+        resolved = child(one)
+        ordered = child(3, wait_for=[one])
+        blocked = child(4, wait_for=[fails.submit()], return_state=True)
+        excused = child(5, wait_for=[allow_failure(fails.submit())])
+        return resolved, ordered, blocked.name, blocked.message, excused
+
+    assert parent() == (20, 30, "NotReady", "Upstream task run 'fails-0' did not reach a 'COMPLETED' state.", 50)
+    assert ran == [2, 3, 5]
+    children = FlowRun.objects.filter(parent_flow_run=latest_flow_run(parent)).order_by("created")
+    assert [state_names(c) for c in children] == [["Pending", "Running", "Completed"]] * 2 + [
+        ["Pending", "NotReady"], ["Pending", "Running", "Completed"]]  # fmt: skip
+
+
 def test_flow_retries_rerun_the_flow_but_not_its_completed_tasks(unique_name):
     attempts = {"flow": 0, "first": 0}
 
