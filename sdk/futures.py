@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import inspect
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sdk.states import State
@@ -33,13 +34,15 @@ class RunwayFuture(Generic[R]):
     """A task run handed to a task runner.
 
     `result()` waits and returns the task's value (raising its exception),
-    `wait()` returns the final state, `state` the state now. In async code
-    `result()` and `wait()` return awaitables, as in Prefect 2.
+    `wait()` returns the final state, `state` the state now. As in Prefect 2,
+    `result()` and `wait()` return awaitables for an async task's run in async
+    code, and answer directly for a sync task's run, even in an async flow.
     """
 
     def __init__(self, engine: TaskRunEngine, future: concurrent.futures.Future) -> None:
         self._engine: TaskRunEngine | None = engine
         self._future = future
+        self.asynchronous = inspect.iscoroutinefunction(engine.task.fn)
         self.task_run_id = engine.run.id
         self.name = engine.run.name
         self.observed = False  # a failure the flow looked at counts as handled
@@ -57,14 +60,20 @@ class RunwayFuture(Generic[R]):
             return engine.state
         return self._future.result()
 
-    def get_state(self) -> State:
+    def get_state(self) -> Any:
+        """The state now; in async code an awaitable of it, as Prefect 2's `await future.get_state()`."""
+        if in_async_context():
+            return _ready(self.state)
         return self.state
 
     def wait(self, timeout: float | None = None) -> Any:
         """The final state, or None if `timeout` seconds pass first."""
-        if in_async_context():
+        if self._awaitable():
             return asyncio.to_thread(self._wait, timeout)
         return self._wait(timeout)
+
+    def _awaitable(self) -> bool:
+        return self.asynchronous and in_async_context()
 
     def _wait(self, timeout: float | None) -> State | None:
         self.observed = True
@@ -79,7 +88,7 @@ class RunwayFuture(Generic[R]):
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
         """The task's return value; raises its exception if it failed."""
-        if in_async_context():
+        if self._awaitable():
             return asyncio.to_thread(self._result, timeout, raise_on_failure)
         return self._result(timeout, raise_on_failure)
 
@@ -105,6 +114,10 @@ class RunwayFuture(Generic[R]):
 
     def __repr__(self) -> str:
         return f"RunwayFuture({self.name!r})"
+
+
+async def _ready(value: Any) -> Any:
+    return value
 
 
 PrefectFuture = RunwayFuture

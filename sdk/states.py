@@ -5,6 +5,7 @@ result produced in this process is returned without a round trip to storage.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -60,8 +61,13 @@ class State:
             details=self.details.copy(), result=redact_data(self.result_ref), id=self.id,
         )  # fmt: skip
 
-    def result(self, raise_on_failure: bool = True, fetch: bool = True) -> Any:
-        """The run's return value; for Failed, Crashed or Cancelled, raise (or return) its exception."""
+    def result(self, raise_on_failure: bool = True, fetch: bool | None = None) -> Any:
+        """The run's return value; for Failed, Crashed or Cancelled, raise (or return) its exception.
+        With `fetch=True` in async code, an awaitable of it, as Prefect 2's `await state.result(fetch=True)`."""
+        from sdk.futures import in_async_context
+
+        if fetch is True and in_async_context():
+            return asyncio.to_thread(self.result, raise_on_failure)
         if self.type in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
             exc = self._exception()
             if raise_on_failure:

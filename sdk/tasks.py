@@ -141,7 +141,7 @@ class Task(Generic[P, R]):
             futures = submit_tasks(self, [bind(self.fn, (), params) for params in calls], wait_for=wait_for)
         if not return_state:
             return MappedFutures(futures)
-        if in_async_context():  # Prefect 2: `await task.map(..., return_state=True)`
+        if in_async_context() and inspect.iscoroutinefunction(self.fn):  # Prefect 2: `await task.map(..., return_state=True)`
             return asyncio.gather(*[f.wait() for f in futures])
         return [f.wait() for f in futures]
 

@@ -362,3 +362,50 @@ def test_the_futures_of_a_map_passed_whole_to_a_task_resolve_to_their_results():
         return total.submit(add.map([1, 2], unmapped(1))).result()
 
     assert pipeline() == 5
+
+
+def test_a_sync_task_s_future_answers_directly_in_an_async_flow_as_in_prefect_2():
+    """Only an async task's run is awaited in an async flow; code written for Prefect 2 calls
+    `.result()` on a sync task's future without await."""
+    import asyncio
+
+    @task
+    def triple(x: int) -> int:
+        return 3 * x
+
+    @task
+    async def halve(x: int) -> float:
+        return x / 2
+
+    @flow
+    async def pipeline():
+        future = triple.submit(2)
+        states = triple.map([1, 2], return_state=True)
+        awaited = await halve.submit(future.result())
+        return future.result(), future.wait().name, [s.result() for s in states], await awaited.result()
+
+    assert asyncio.run(pipeline()) == (6, "Completed", [3, 6], 3.0)
+
+
+def test_state_result_with_fetch_and_get_state_are_awaited_in_async_flows_as_in_prefect_2():
+    import asyncio
+
+    @task
+    def triple(x: int) -> int:
+        return 3 * x
+
+    @flow
+    async def pipeline():
+        future = triple.submit(2)
+        state = future.wait()
+        now = await future.get_state()
+        return await state.result(fetch=True), state.result(), now.name
+
+    @flow
+    def sync_pipeline():
+        future = triple.submit(3)
+        future.wait()
+        return future.get_state().name, future.wait().result(fetch=True)
+
+    assert asyncio.run(pipeline()) == (6, 6, "Completed")
+    assert sync_pipeline() == ("Completed", 9)
