@@ -19,16 +19,60 @@ _COLLECTIONS = (list, tuple, set, frozenset)
 
 def visit(value: Any, leaf: Callable[[Any], Any]) -> Any:
     """Rebuild lists, tuples, sets and dicts with `leaf` applied to everything else.
-    A `quote` is a leaf: nothing inside it is visited."""
+
+    The fields of dataclasses and pydantic models are visited too, as Prefect 2 does (a future
+    in a config object is waited for and replaced by its result); such an object is copied only
+    when `leaf` changed something in it, and one met again inside itself is left as it is. A
+    `quote` is a leaf: nothing inside it is visited.
+    """
+    return _visit(value, leaf, frozenset())[0]
+
+
+def _visit(value: Any, leaf: Callable[[Any], Any], within: frozenset[int]) -> tuple[Any, bool]:
+    """`visit`, answering also whether `leaf` changed anything."""
     if isinstance(value, quote):
-        return leaf(value)
-    if type(value) in _COLLECTIONS:
-        return type(value)(visit(item, leaf) for item in value)
-    if isinstance(value, list):  # list subclasses, such as the futures .map() returns, become lists
-        return [visit(item, leaf) for item in value]
+        new = leaf(value)
+        return new, new is not value
+    if isinstance(value, (*_COLLECTIONS, dict)):
+        return _visit_collection(value, leaf, within)
+    fields = _fields(value)
+    if fields is None:
+        new = leaf(value)
+        return new, new is not value
+    if id(value) in within:
+        return value, False
+    changed = {}
+    for name in fields:
+        new, differs = _visit(getattr(value, name), leaf, within | {id(value)})
+        if differs:
+            changed[name] = new
+    if not changed:
+        return value, False
+    if dataclasses.is_dataclass(value):
+        return dataclasses.replace(value, **changed), True
+    return value.model_copy(update=changed), True
+
+
+def _visit_collection(value: Any, leaf: Callable[[Any], Any], within: frozenset[int]) -> tuple[Any, bool]:
     if type(value) is dict:
-        return {key: visit(item, leaf) for key, item in value.items()}
-    return leaf(value)
+        pairs = {key: _visit(item, leaf, within) for key, item in value.items()}
+        return {key: new for key, (new, _) in pairs.items()}, any(differs for _, differs in pairs.values())
+    if type(value) not in _COLLECTIONS and not isinstance(value, list):  # a dict or tuple subclass: a leaf
+        new = leaf(value)
+        return new, new is not value
+    items = [_visit(item, leaf, within) for item in value]
+    kind = type(value) if type(value) in _COLLECTIONS else list  # list subclasses (.map()'s futures) become lists
+    return kind(new for new, _ in items), any(differs for _, differs in items)
+
+
+def _fields(value: Any) -> list[str] | None:
+    """The fields to visit of a dataclass instance or a pydantic model; None for anything else."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [field.name for field in dataclasses.fields(value) if field.init]
+    model_fields = getattr(type(value), "model_fields", None)
+    if isinstance(model_fields, dict) and hasattr(value, "model_copy"):
+        return list(model_fields)
+    return None
 
 
 def upstream_runs(parameters: dict[str, Any], wait_for: list[Any] | None) -> dict[str, list[dict[str, str]]]:

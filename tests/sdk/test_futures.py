@@ -409,3 +409,71 @@ def test_state_result_with_fetch_and_get_state_are_awaited_in_async_flows_as_in_
 
     assert asyncio.run(pipeline()) == (6, 6, "Completed")
     assert sync_pipeline() == ("Completed", 9)
+
+
+def test_futures_inside_dataclasses_and_pydantic_models_are_waited_for_and_resolved():
+    """As in Prefect 2's visit_collection; an object with nothing to resolve reaches the task as
+    the very same object, and one that refers to itself does not send the resolution round forever."""
+    import dataclasses
+
+    import pydantic
+
+    @dataclasses.dataclass(frozen=True)
+    class Source:
+        path: object
+        options: dict
+
+    class Settings(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+        source: object
+        retries: int = 2
+
+    @dataclasses.dataclass
+    class Node:
+        name: str
+        parent: object = None
+
+    @task
+    def locate() -> str:
+        return "/data/in.csv"
+
+    @task
+    def describe(settings: Settings, node: Node) -> tuple:
+        return settings.source.path, settings.source.options, settings.retries, node.parent is node, node.name
+
+    root = Node("root")
+    root.parent = root
+
+    @flow
+    def pipeline() -> tuple:
+        path = locate.submit()
+        settings = Settings(source=Source(path=path, options={"sep": [path]}))
+        future = describe.submit(settings, root)
+        return future.result(), future.task_run_id
+
+    (path, options, retries, loops, name), run_id = pipeline()
+    assert (path, options, retries, loops, name) == ("/data/in.csv", {"sep": ["/data/in.csv"]}, 2, True, "root")
+    from orchestrator.runs.models import TaskRun
+
+    inputs = TaskRun.objects.get(pk=run_id).task_inputs
+    assert [i["input_type"] for i in inputs["settings"]] == ["task_run"] and "node" not in inputs
+
+
+def test_an_object_without_futures_is_passed_to_the_task_as_is():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Config:
+        items: list
+
+    config = Config(items=[1, 2])
+
+    @task
+    def same(value: Config) -> bool:
+        return value is config
+
+    @flow
+    def pipeline() -> bool:
+        return same.submit(config).result()
+
+    assert pipeline() is True
