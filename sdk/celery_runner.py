@@ -18,7 +18,6 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +29,7 @@ from sdk.engine.driver import run_sync
 from sdk.exceptions import UpstreamTaskError
 from orchestrator.schemas import StateType
 from sdk.states import Cancelled, State
-from sdk.task_runners import BaseTaskRunner
+from sdk.task_runners import BaseTaskRunner, when_done
 
 if TYPE_CHECKING:
     from sdk.engine.task_engine import TaskRunEngine
@@ -75,25 +74,6 @@ def _warn_unserved(waiting: dict[str, int], quiet_for: float) -> None:
         )  # fmt: skip
 
 
-def _when_done(futures: list, then: Callable[[], None]) -> None:
-    """Call `then` once every one of `futures` is done: now if they are, else from the last one's callback."""
-    pending = [f for f in futures if not f.done()]
-    if not pending:
-        then()
-        return
-    remaining, lock = [len(pending)], threading.Lock()
-
-    def one_done(_: object) -> None:
-        with lock:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            then()
-
-    for upstream in pending:
-        upstream.add_done_callback(one_done)
-
-
 class CeleryTaskRunner(BaseTaskRunner):
     """Sends submitted task runs to Celery workers; `queue` defaults to the app's default queue."""
 
@@ -126,7 +106,7 @@ class CeleryTaskRunner(BaseTaskRunner):
                 self._pool = ThreadPoolExecutor(self.dispatchers, thread_name_prefix="runway-dispatch")
             self._open.add(future)
         future.add_done_callback(self._closed)
-        _when_done(inputs.upstream_futures(engine.parameters, engine.wait_for), lambda: self._release(engine, future))
+        when_done(inputs.upstream_futures(engine.parameters, engine.wait_for), lambda: self._release(engine, future))
         return future
 
     def _closed(self, future: Future) -> None:

@@ -477,3 +477,34 @@ def test_an_object_without_futures_is_passed_to_the_task_as_is():
         return same.submit(config).result()
 
     assert pipeline() is True
+
+
+def test_runs_waiting_for_a_slow_run_hold_no_thread_of_the_pool():
+    """Two threads: one runs the slow run, the waiting runs hold none, so the run submitted after
+    them starts at once (and here is what lets the slow run finish). Before, the waiting runs
+    held the second thread and the slow run waited out its 5 s in vain."""
+    import threading
+
+    gate = threading.Event()
+
+    @task
+    def slow(gate: threading.Event) -> bool:
+        return gate.wait(5)
+
+    @task
+    def after(i: int) -> int:
+        return i
+
+    @task
+    def opens(gate: threading.Event) -> str:
+        gate.set()
+        return "opened"
+
+    @flow(task_runner=ConcurrentTaskRunner(max_workers=2))
+    def pipeline() -> list:
+        first = slow.submit(gate)
+        waiting = [after.submit(i, wait_for=[first]) for i in range(4)]
+        independent = opens.submit(gate)
+        return [future.result() for future in [first, *waiting, independent]]
+
+    assert pipeline() == [True, 0, 1, 2, 3, "opened"]
