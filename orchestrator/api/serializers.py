@@ -224,6 +224,10 @@ class FinalStatesIn(serializers.Serializer):
     since = serializers.DateTimeField(required=False)
 
 
+class TaskRunRenameIn(StrictSerializer):
+    name = serializers.CharField(max_length=255)
+
+
 class ClaimIn(StrictSerializer):
     worker = serializers.CharField(max_length=255)
     hostname = serializers.CharField(max_length=255, allow_blank=True)

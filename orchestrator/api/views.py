@@ -211,6 +211,15 @@ class TaskRunViewSet(_RunViewSet):
     kind = "task"
     state_model = TaskRunState
 
+    @extend_schema(request=api.TaskRunRenameIn, responses=api.TaskRunOut)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Rename the run (its only field changed here; states change through set_state): how
+        a task_run_name made from upstream results is recorded once they are known."""
+        name = _validated(api.TaskRunRenameIn, request.data).validated_data["name"]
+        run_id = _run_id(pk, "task run")
+        services.task_run_set_name(task_run_id=run_id, name=name)
+        return Response(api.TaskRunOut(TaskRun.objects.get(pk=run_id)).data)
+
     @extend_schema(request=api.TaskRunIn, responses={201: inline_serializer(
         "TaskRunCreated", {"task_run": api.TaskRunOut(), "orchestration": api.OrchestrationResultOut()})})
     def create(self, request: Request) -> Response:

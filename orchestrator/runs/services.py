@@ -252,6 +252,14 @@ def task_run_set_state(*, task_run_id: UUID, state: State, force: bool = False) 
     return _set_state("task", task_run_id, state, force)
 
 
+def task_run_set_name(*, task_run_id: UUID, name: str) -> None:
+    """Rename a task run: a task_run_name made from upstream results is known only once they are."""
+    if not name or len(name) > 255:
+        raise InvalidInput(f"a task run's name must be 1 to 255 characters, got {len(name)}")
+    if not TaskRun.objects.filter(pk=task_run_id).update(name=name):
+        raise ObjectNotFound(f"task run {task_run_id} does not exist")
+
+
 def flow_run_cancel(*, flow_run_id: UUID, by: str = "") -> OrchestrationResult:
     """Cancel a flow run on someone's request: one that has not started is Cancelled at once; one
     running goes Cancelling, for whoever runs it to stop it. A finished run is left as it is."""

@@ -48,6 +48,10 @@ class OrchestrationClient(abc.ABC):
         """Propose a state for a task run."""
 
     @abc.abstractmethod
+    def set_task_run_name(self, task_run_id: UUID, name: str) -> None:
+        """Rename a task run (a task_run_name made from upstream results, known once they are)."""
+
+    @abc.abstractmethod
     def get_task_run_states(self, task_run_ids: list[UUID], final_only: bool = False) -> dict[UUID, State]:
         """The current state of each of these task runs (runs another process executes are watched so);
         with final_only, only of those that are final."""

@@ -92,6 +92,9 @@ class HttpClient(OrchestrationClient):
         body = {"state": _proposal(state), "force": force}
         return OrchestrationResult.from_dict(self._request("POST", f"task_runs/{task_run_id}/set_state/", body))
 
+    def set_task_run_name(self, task_run_id: UUID, name: str) -> None:
+        self._request("PATCH", f"task_runs/{task_run_id}/", {"name": name})
+
     def get_task_run_states(self, task_run_ids: list[UUID], final_only: bool = False) -> dict[UUID, State]:
         found: dict[UUID, State] = {}
         for start in range(0, len(task_run_ids), STATES_PER_READ):

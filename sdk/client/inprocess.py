@@ -131,6 +131,11 @@ class InProcessClient(OrchestrationClient):
 
         return self._call(task_run_set_state, task_run_id=task_run_id, state=_keyed(state), force=force)
 
+    def set_task_run_name(self, task_run_id: UUID, name: str) -> None:
+        from orchestrator.runs.services import task_run_set_name
+
+        self._call(task_run_set_name, task_run_id=task_run_id, name=name)
+
     def get_task_run_states(self, task_run_ids: list[UUID], final_only: bool = False) -> dict[UUID, State]:
         from orchestrator.runs.selectors import task_run_current_states
 

@@ -90,6 +90,22 @@ def upstream_futures(parameters: dict[str, Any], wait_for: list[Any] | None) -> 
     return [future for value in [*parameters.values(), wait_for or []] for future in _futures_in(value)]
 
 
+def unresolved(parameters: dict[str, Any]) -> bool:
+    """Whether any parameter holds a future, a state or an annotation: what `resolve` replaces."""
+    from sdk.futures import RunwayFuture
+
+    found: list[Any] = []
+
+    def leaf(value: Any) -> Any:
+        if isinstance(value, (RunwayFuture, State, BaseAnnotation)):
+            found.append(value)
+        return value
+
+    for value in parameters.values():
+        visit(value, leaf)
+    return bool(found)
+
+
 def _futures_in(value: Any) -> list[Any]:
     found: list[Any] = []
     visit(value, lambda leaf: _collect_future(leaf, found))

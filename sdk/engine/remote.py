@@ -89,6 +89,7 @@ def message(engine: TaskRunEngine, parameters: dict[str, Any], storage: LocalFil
         "log_prints": engine.context.log_prints,
         "storage": str(storage.basepath) if storage else None,
         "rate_limit": engine.task.rate_limit,
+        "rename": engine.rename,
     }
 
 
@@ -170,3 +171,4 @@ def _attach(engine: TaskRunEngine, body: dict[str, Any], flow_ctx: FlowRunContex
     engine.context = TaskRunContext(client=engine.client, task=engine.task, task_run=engine.run,
                                     flow_run_context=flow_ctx, log_prints=body.get("log_prints", False))  # fmt: skip
     engine.created = True
+    engine.rename = bool(body.get("rename"))

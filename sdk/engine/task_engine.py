@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 from orchestrator.schemas import OrchestrationResult
 from sdk.client.base import OrchestrationClient
-from sdk.context import FlowRunContext, RunInfo, TaskRunContext, current_tags
+from sdk.context import FlowRunContext, RunInfo, TaskRunContext, current_tags, enter
 from sdk.engine import inputs
 from sdk.engine.driver import Outcome, Steps, user_call
 from sdk.engine.final_state import completed_state, exception_state
@@ -40,6 +40,7 @@ class TaskRunEngine:
         self._crash_recorded = False
         self.recorded: State | None = None  # set by sdk.transactions: a committed transaction holds this run's result
         self.claim: dict[str, Any] | None = None  # set by a worker (sdk/engine/remote.py): claim the run as it starts
+        self.rename = False  # named by a task_run_name from upstream results: renamed once they are known
 
     # --- 1. create ---------------------------------------------------------------
     def prepare(self) -> None:
@@ -49,14 +50,35 @@ class TaskRunEngine:
         """
         flow_ctx, task = self.flow_ctx, self.task
         self.dynamic_key = flow_ctx.next_dynamic_key(task.task_key) if flow_ctx else uuid4().hex[:8]
-        name = redact(task.task_run_name_for(self.parameters) or f"{task.name}-{self.dynamic_key}")  # templates may name secrets
         tags = sorted(current_tags() | set(task.tags))
-        self.run = RunInfo(id=uuid4(), name=name, parameters=self.parameters, tags=tags)
+        self.run = RunInfo(id=uuid4(), name=f"{task.name}-{self.dynamic_key}", parameters=self.parameters, tags=tags)
         self.context = TaskRunContext(
             client=self.client, task=task, task_run=self.run, flow_run_context=flow_ctx,
             log_prints=task.log_prints if task.log_prints is not None else bool(flow_ctx and flow_ctx.log_prints),
         )  # fmt: skip
         self.created = False
+        if task.task_run_name is not None:
+            # As in Prefect 2, a custom name is made from the parameters the task gets: with an
+            # upstream future among them, the run is renamed once its result is known.
+            self.rename = inputs.unresolved(self.parameters)
+            if not self.rename:
+                self.run.name = self._custom_name()
+            elif isinstance(task.task_run_name, str):
+                task.task_run_name_for(self.parameters)  # a template naming no parameter fails here, at the call
+
+    def _custom_name(self) -> str:
+        """The task's task_run_name for this run, made in the run's context (a callable may read
+        `sdk.runtime.task_run`); secret values a template names are redacted."""
+        with enter(self.context):
+            return redact(self.task.task_run_name_for(self.run.parameters))
+
+    def _rename(self) -> None:
+        """Name the run now that its parameters are resolved (see `prepare`)."""
+        self.rename, name = False, self._custom_name()
+        if name != self.run.name:
+            self.client.set_task_run_name(self.run.id, name)
+            self.logger.debug(f"Renamed task run {self.run.name!r} to {name!r}")
+            self.run.name = name
 
     def create(self, then: State | None = None) -> OrchestrationResult:
         """Store the run Pending; with `then`, propose it in the same call (a direct call starts at once)."""
@@ -104,11 +126,13 @@ class TaskRunEngine:
             run_hooks(self.task, self.run, self.state, self.logger)
             return self.state
         try:
-            parameters = inputs.resolve(self.parameters, self.wait_for)
+            parameters = self.run.parameters = inputs.resolve(self.parameters, self.wait_for)
         except UpstreamTaskError as exc:
             if self._flow_cancelled():  # its upstream was stopped by the cancellation: so is this run
                 return (yield from self._finish_with(Cancelled(message="Not run: the flow run was cancelled"), force=False))
             return (yield from self._finish_with(Pending(message=str(exc), name="NotReady"), force=True))
+        if self.rename:
+            self._rename()
         try:
             cache_key = self._cache_key(parameters)
             self.state = yield from self._start(cache_key)

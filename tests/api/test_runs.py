@@ -101,6 +101,26 @@ def test_task_runs_create_with_then_and_retry_under_their_flow_run(api):
     assert [(r["id"], r["state"]["name"]) for r in listed] == [(run_id, "AwaitingRetry")]
 
 
+def test_a_task_run_is_renamed_with_patch_and_a_bad_rename_changes_nothing(api, live_server, make_token):
+    from sdk.client.http import HttpClient
+
+    flow_run = new_flow_run(api, "api-rename")
+    run_id = api.post("task_runs/", json={"flow_run_id": flow_run["id"], "task_key": "m.proc"}).json()["task_run"]["id"]
+    HttpClient(f"{live_server}/api", make_token()).set_task_run_name(uuid.UUID(run_id), "proc-of-2026")
+    assert api.get(f"task_runs/{run_id}/").json()["name"] == "proc-of-2026"
+
+    for body, detail in [({"name": ""}, "name: This field may not be blank."),
+                         ({"name": "x" * 256}, "name: Ensure this field has no more than 255 characters."),
+                         ({"name": "p", "state": "COMPLETED"}, "state: unknown field 'state'; this object takes: name")]:  # fmt: skip
+        response = api.patch(f"task_runs/{run_id}/", json=body)
+        assert (response.status_code, response.json()["detail"]) == (400, detail)
+    missing = uuid.uuid4()
+    response = api.patch(f"task_runs/{missing}/", json={"name": "p"})
+    assert (response.status_code, response.json()["detail"]) == (404, f"task run {missing} does not exist")
+    assert api.put(f"task_runs/{run_id}/", json={"name": "p"}).status_code == 405
+    assert api.get(f"task_runs/{run_id}/").json()["name"] == "proc-of-2026"
+
+
 def test_a_task_run_of_an_unknown_flow_run_is_a_404_naming_it(api):
     missing = str(uuid.uuid4())
     response = api.post("task_runs/", json={"flow_run_id": missing, "task_key": "m.t"})

@@ -275,3 +275,50 @@ def test_tags_from_the_task_and_the_tags_context_are_recorded():
 
     pipeline()
     assert TaskRun.objects.filter(name__startswith="tagged-").latest("created").tags == ["db", "nightly"]
+
+
+def test_a_task_run_name_is_made_from_the_parameters_the_task_gets(unique_name):
+    """As in Prefect 2: a template gets upstream results, not futures (the run is renamed once they
+    are known), and a callable runs in the run's context, where sdk.runtime.task_run answers."""
+    from sdk import runtime
+
+    @task
+    def one() -> int:
+        return 1
+
+    @task(task_run_name="proc-{x}")
+    def proc(x: int) -> int:
+        return x
+
+    def from_runtime() -> str:
+        return f"{runtime.task_run.task_name}-of-{runtime.task_run.parameters['x']}"
+
+    @task(task_run_name=from_runtime)
+    def named(x: int) -> int:
+        return x
+
+    @flow(name=unique_name)
+    def pipeline() -> list[int]:
+        upstream = one.submit()
+        return [proc.submit(upstream).result(), proc(5), named(7), named.submit(upstream).result()]
+
+    assert pipeline() == [1, 5, 7, 1]
+    runs = latest_flow_run(pipeline).task_runs.order_by("created")
+    assert [run.name for run in runs] == ["one-0", "proc-1", "proc-5", "named-of-7", "named-of-1"]
+
+
+def test_a_task_run_name_template_naming_no_parameter_fails_at_the_call():
+    @task(task_run_name="proc-{missing}")
+    def proc(x: int) -> int:
+        return x
+
+    @task
+    def one() -> int:
+        return 1
+
+    @flow
+    def pipeline() -> None:
+        proc.submit(one.submit())
+
+    with pytest.raises(KeyError, match="missing"):
+        pipeline()

@@ -27,6 +27,16 @@ def squares_then_total(n: int) -> int:
     return async_total.submit(square.map(range(n))).result()
 
 
+@task(task_run_name="cube-of-{x}")
+def cube(x: int) -> int:
+    return x**3
+
+
+@flow(task_runner=CeleryTaskRunner())
+def cubes_of_squares() -> list[int]:
+    return [future.result() for future in cube.map(square.map([2, 3]))]
+
+
 @task(retries=2, retry_delay_seconds=2)
 def fails_until_marked(marker: str) -> str:
     """Fails the first time (and leaves a marker), then succeeds: a retry by the orchestrator's rules."""

@@ -32,6 +32,13 @@ def test_mapped_and_async_task_runs_execute_on_workers_and_their_results_come_ba
     assert "runway.run_task_run" in worker.output()
 
 
+def test_a_task_run_name_made_from_an_upstream_result_names_the_run_a_worker_ran(start_worker):
+    start_worker()
+    assert flows.cubes_of_squares() == [64, 729]
+    names = sorted(t.name for t in latest("cubes-of-squares").task_runs.all())
+    assert names == ["cube-of-4", "cube-of-9", "square-0", "square-1"]
+
+
 def test_a_failed_task_run_is_retried_on_a_worker_after_its_delay_without_holding_a_slot(start_worker, tmp_path):
     start_worker(concurrency=1)
     started = time.monotonic()
