@@ -56,9 +56,7 @@ class Flow(Generic[P, R]):
             return str(self.flow_run_name())
         if self.flow_run_name:
             return self.flow_run_name.format(**parameters)
-        from coolname import generate_slug
-
-        return generate_slug(2)
+        return generated_run_name()
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy of this flow with some options changed."""
@@ -105,3 +103,10 @@ def flow(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
     if __fn is not None:
         return Flow(__fn, **options)
     return lambda fn: Flow(fn, **options)
+
+
+def generated_run_name() -> str:
+    """A friendly adjective-animal slug, such as 'misty-swan'."""
+    from coolname import generate_slug
+
+    return generate_slug(2)

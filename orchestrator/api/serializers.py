@@ -224,7 +224,7 @@ class FinalStatesIn(serializers.Serializer):
     since = serializers.DateTimeField(required=False)
 
 
-class TaskRunRenameIn(StrictSerializer):
+class RunRenameIn(StrictSerializer):
     name = serializers.CharField(max_length=255)
 
 

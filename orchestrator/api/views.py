@@ -83,6 +83,16 @@ class _RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     kind: str
     state_model: type
 
+    @extend_schema(request=api.RunRenameIn)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Rename the run (its only field changed here; states change through set_state): how a
+        flow_run_name or task_run_name made in the run's context, or from upstream results, is recorded."""
+        name = _validated(api.RunRenameIn, request.data).validated_data["name"]
+        run_id = _run_id(pk, f"{self.kind} run")
+        set_name = services.flow_run_set_name if self.kind == "flow" else services.task_run_set_name
+        set_name(**{f"{self.kind}_run_id": run_id}, name=name)
+        return Response(self.get_serializer(self.get_queryset().get(pk=run_id)).data)
+
     @extend_schema(responses=api.CountsOut)
     @action(detail=False, pagination_class=None)
     def counts(self, request: Request) -> Response:
@@ -210,15 +220,6 @@ class TaskRunViewSet(_RunViewSet):
     filterset_class = api_filters.TaskRunFilter
     kind = "task"
     state_model = TaskRunState
-
-    @extend_schema(request=api.TaskRunRenameIn, responses=api.TaskRunOut)
-    def partial_update(self, request: Request, pk: str) -> Response:
-        """Rename the run (its only field changed here; states change through set_state): how
-        a task_run_name made from upstream results is recorded once they are known."""
-        name = _validated(api.TaskRunRenameIn, request.data).validated_data["name"]
-        run_id = _run_id(pk, "task run")
-        services.task_run_set_name(task_run_id=run_id, name=name)
-        return Response(api.TaskRunOut(TaskRun.objects.get(pk=run_id)).data)
 
     @extend_schema(request=api.TaskRunIn, responses={201: inline_serializer(
         "TaskRunCreated", {"task_run": api.TaskRunOut(), "orchestration": api.OrchestrationResultOut()})})

@@ -254,10 +254,19 @@ def task_run_set_state(*, task_run_id: UUID, state: State, force: bool = False) 
 
 def task_run_set_name(*, task_run_id: UUID, name: str) -> None:
     """Rename a task run: a task_run_name made from upstream results is known only once they are."""
+    _set_name(TaskRun, "task", task_run_id, name)
+
+
+def flow_run_set_name(*, flow_run_id: UUID, name: str) -> None:
+    """Rename a flow run: its flow_run_name is made in the run's context, from its final parameters."""
+    _set_name(FlowRun, "flow", flow_run_id, name)
+
+
+def _set_name(model: type, kind: str, run_id: UUID, name: str) -> None:
     if not name or len(name) > 255:
-        raise InvalidInput(f"a task run's name must be 1 to 255 characters, got {len(name)}")
-    if not TaskRun.objects.filter(pk=task_run_id).update(name=name):
-        raise ObjectNotFound(f"task run {task_run_id} does not exist")
+        raise InvalidInput(f"a {kind} run's name must be 1 to 255 characters, got {len(name)}")
+    if not model.objects.filter(pk=run_id).update(name=name):
+        raise ObjectNotFound(f"{kind} run {run_id} does not exist")
 
 
 def flow_run_cancel(*, flow_run_id: UUID, by: str = "") -> OrchestrationResult:

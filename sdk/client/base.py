@@ -48,6 +48,10 @@ class OrchestrationClient(abc.ABC):
         """Propose a state for a task run."""
 
     @abc.abstractmethod
+    def set_flow_run_name(self, flow_run_id: UUID, name: str) -> None:
+        """Rename a flow run (its flow_run_name, made in the run's context)."""
+
+    @abc.abstractmethod
     def set_task_run_name(self, task_run_id: UUID, name: str) -> None:
         """Rename a task run (a task_run_name made from upstream results, known once they are)."""
 

@@ -92,6 +92,9 @@ class HttpClient(OrchestrationClient):
         body = {"state": _proposal(state), "force": force}
         return OrchestrationResult.from_dict(self._request("POST", f"task_runs/{task_run_id}/set_state/", body))
 
+    def set_flow_run_name(self, flow_run_id: UUID, name: str) -> None:
+        self._request("PATCH", f"flow_runs/{flow_run_id}/", {"name": name})
+
     def set_task_run_name(self, task_run_id: UUID, name: str) -> None:
         self._request("PATCH", f"task_runs/{task_run_id}/", {"name": name})
 

@@ -131,6 +131,11 @@ class InProcessClient(OrchestrationClient):
 
         return self._call(task_run_set_state, task_run_id=task_run_id, state=_keyed(state), force=force)
 
+    def set_flow_run_name(self, flow_run_id: UUID, name: str) -> None:
+        from orchestrator.runs.services import flow_run_set_name
+
+        self._call(flow_run_set_name, flow_run_id=flow_run_id, name=name)
+
     def set_task_run_name(self, task_run_id: UUID, name: str) -> None:
         from orchestrator.runs.services import task_run_set_name
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from sdk.client.base import OrchestrationClient
-from sdk.context import FlowRunContext, RunInfo, current_tags
+from sdk.context import FlowRunContext, RunInfo, current_tags, enter
 from sdk.engine import cancellation, inputs
 from sdk.engine.cancellation import CancelScope
 from sdk.engine.driver import Outcome, Steps, user_call
@@ -40,6 +40,7 @@ class FlowRunEngine:
                  parent: FlowRunContext | None, wait_for: list[Any] | None = None) -> None:  # fmt: skip
         self.flow, self.parameters, self.client, self.parent = flow, parameters, client, parent
         self.wait_for = wait_for
+        self.rename = False  # named by a flow_run_name in the run's context: renamed as it starts
         self.state: State | None = None
         self._crash_recorded = False
         self.cancel_scope = CancelScope(parent.cancel_scope if parent else None)
@@ -47,7 +48,7 @@ class FlowRunEngine:
 
     def create(self) -> None:
         flow = self.flow
-        name = redact(flow.flow_run_name_for(self.parameters))  # a template may name a secret parameter
+        name = self._first_name()
         tags = sorted(current_tags())
         run_id, answer = self.client.create_flow_run(
             flow_id=self.client.create_flow(flow.name), name=name, state=Pending().to_schema(),
@@ -64,6 +65,30 @@ class FlowRunEngine:
         else:
             get_logger("runway.engine").info(f"Created flow run {name!r} for flow {flow.name!r}")
 
+    def _first_name(self) -> str:
+        """The name the run is created with. As in Prefect 2, a flow_run_name callable runs in the
+        run's context (sdk.runtime.flow_run answers there) and a template gets a subflow's resolved
+        parameters: then the run is created under a generated name and renamed as it starts."""
+        from sdk.flows import generated_run_name
+
+        custom = self.flow.flow_run_name
+        self.rename = bool(custom) and (callable(custom) or inputs.unresolved(self.parameters))
+        if not self.rename:
+            return redact(self.flow.flow_run_name_for(self.parameters))  # a template may name a secret parameter
+        if isinstance(custom, str):
+            custom.format(**self.parameters)  # a template naming no parameter fails here, at the call
+        return generated_run_name()
+
+    def _rename(self, parameters: dict[str, Any]) -> None:
+        """Name the run from its flow_run_name, in its context (see `_first_name`)."""
+        self.rename = False
+        with enter(self.context):
+            name = redact(self.flow.flow_run_name_for(parameters))
+        if name != self.run.name:
+            self.client.set_flow_run_name(self.run.id, name)
+            self.logger.info(f"Renamed flow run {self.run.name!r} to {name!r}")
+            self.run.name = name
+
     def attach(self, flow_run_id: UUID) -> None:
         """Take on a run created elsewhere (a deployment's run, given to this agent) instead of
         creating one: its name, parameters and tags are the run's; from here on the engine runs
@@ -74,6 +99,7 @@ class FlowRunEngine:
                            run_count=found["run_count"])  # fmt: skip
         self.state = State.from_schema(found["state"])
         self.attached = True
+        self.rename = bool(self.flow.flow_run_name)  # a deployment's run is named by its flow too, as in Prefect 2
         self.context = self._new_context()
         get_logger("runway.engine").info(f"Running flow run {found['name']!r} of flow {self.flow.name!r}")
 
@@ -123,6 +149,8 @@ class FlowRunEngine:
             self.logger.error(str(exc))
             failed = Failed(message=f"Validation of flow parameters failed with error: {exc}", data=exc)
             return (yield from self._finish_with(failed))
+        if self.rename:
+            self._rename(parameters)
         try:
             self.state = yield from self._propose(Running())
             while self.state.is_running():

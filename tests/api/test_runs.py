@@ -101,7 +101,7 @@ def test_task_runs_create_with_then_and_retry_under_their_flow_run(api):
     assert [(r["id"], r["state"]["name"]) for r in listed] == [(run_id, "AwaitingRetry")]
 
 
-def test_a_task_run_is_renamed_with_patch_and_a_bad_rename_changes_nothing(api, live_server, make_token):
+def test_runs_are_renamed_with_patch_and_a_bad_rename_changes_nothing(api, live_server, make_token):
     from sdk.client.http import HttpClient
 
     flow_run = new_flow_run(api, "api-rename")
@@ -119,6 +119,11 @@ def test_a_task_run_is_renamed_with_patch_and_a_bad_rename_changes_nothing(api, 
     assert (response.status_code, response.json()["detail"]) == (404, f"task run {missing} does not exist")
     assert api.put(f"task_runs/{run_id}/", json={"name": "p"}).status_code == 405
     assert api.get(f"task_runs/{run_id}/").json()["name"] == "proc-of-2026"
+
+    HttpClient(f"{live_server}/api", make_token()).set_flow_run_name(uuid.UUID(flow_run["id"]), "rename-of-monday")
+    assert api.get(f"flow_runs/{flow_run['id']}/").json()["name"] == "rename-of-monday"
+    response = api.patch(f"flow_runs/{flow_run['id']}/", json={"name": "again"})
+    assert (response.status_code, response.json()["name"], response.json()["flow_name"]) == (200, "again", "api-rename")
 
 
 def test_a_task_run_of_an_unknown_flow_run_is_a_404_naming_it(api):

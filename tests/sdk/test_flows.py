@@ -295,3 +295,43 @@ def test_bad_flow_options_are_refused_with_the_option_named():
         flow(retries=-1)(lambda: None)
     with pytest.raises(ValueError, match="timeout_seconds"):
         flow(timeout_seconds=0)(lambda: None)
+
+
+def test_a_flow_run_name_callable_runs_in_the_run_s_context_and_a_template_gets_resolved_parameters(unique_name):
+    """As in Prefect 2: the callable reads sdk.runtime.flow_run (its own run's, also in a subflow)
+    and a subflow's template names the upstream result, not the future."""
+    from sdk import runtime
+
+    def by_parameters() -> str:
+        return f"{runtime.flow_run.flow_name}-on-{runtime.flow_run.parameters['day']}"
+
+    @flow(name=unique_name + "-child", flow_run_name="child-of-{x}")
+    def child(x: int) -> int:
+        return x
+
+    @flow(name=unique_name, flow_run_name=by_parameters)
+    def parent(day: str) -> int:
+        return child(add_one.submit(1))
+
+    assert parent("monday") == 2
+    run = latest_flow_run(parent)
+    assert run.name == f"{unique_name}-on-monday"
+    assert [c.name for c in FlowRun.objects.filter(parent_flow_run=run)] == ["child-of-2"]
+
+
+def test_a_run_made_elsewhere_is_named_by_its_flow_run_name_as_it_starts(unique_name):
+    """A deployment's run, taken on by an agent: as in Prefect 2, the flow's flow_run_name names it."""
+    from orchestrator.runs.services import flow_get_or_create, flow_run_create
+    from orchestrator.schemas import State as ServerState, StateType
+    from sdk.engine.calls import run_flow_run
+
+    @flow(name=unique_name, flow_run_name="report-{day}")
+    def report(day: str) -> str:
+        return day.upper()
+
+    run, _ = flow_run_create(flow_id=flow_get_or_create(name=unique_name).id, name="scheduled-name",
+                             state=ServerState(type=StateType.PENDING), parameters={"day": "friday"})  # fmt: skip
+    assert run_flow_run(report, run.id).result() == "FRIDAY"
+    run.refresh_from_db()
+    assert run.name == "report-friday"
+    assert "Renamed flow run 'scheduled-name' to 'report-friday'" in logs_of(run)
