@@ -14,7 +14,6 @@ Retries, caching and limits are decided by the orchestrator's rules, on the work
 """
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import threading
 import time
@@ -29,7 +28,7 @@ from sdk.engine.driver import run_sync
 from sdk.exceptions import UpstreamTaskError
 from orchestrator.schemas import StateType
 from sdk.states import Cancelled, State
-from sdk.task_runners import BaseTaskRunner, when_done
+from sdk.task_runners import BaseTaskRunner, wait_all, when_done
 
 if TYPE_CHECKING:
     from sdk.engine.task_engine import TaskRunEngine
@@ -257,12 +256,7 @@ class CeleryTaskRunner(BaseTaskRunner):
         """With wait, until every submitted run is final (the ones still waiting for upstream runs are
         sent first); without, stop sending and watching (the runs sent go on on the workers)."""
         if wait:
-            while True:
-                with self._lock:
-                    pending = list(self._open)
-                if not pending:
-                    break
-                concurrent.futures.wait(pending)
+            wait_all(self._open, self._lock)
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=not wait)
         if not wait:

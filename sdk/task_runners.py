@@ -86,6 +86,17 @@ def when_done(futures: list, then: Callable[[], None]) -> None:
         upstream.add_done_callback(one_done)
 
 
+def wait_all(futures: set[Future], lock: threading.Lock) -> None:
+    """Wait until `futures`, a set other threads add to (runs released meanwhile) and remove
+    from (runs ended), is empty."""
+    while True:
+        with lock:
+            pending = list(futures)
+        if not pending:
+            return
+        concurrent.futures.wait(pending)
+
+
 def _settle_from(source: Future, target: Future) -> None:
     """When `source` ends, end `target` the same way (result, exception or cancellation)."""
     if target.done():
@@ -159,12 +170,7 @@ class ConcurrentTaskRunner(BaseTaskRunner):
         """With wait, until every submitted run is final (those waiting on upstream runs included);
         without, drop the runs not started: queued ones and those still waiting are cancelled."""
         if wait:
-            while True:
-                with self._lock:
-                    pending = list(self._open)
-                if not pending:
-                    break
-                concurrent.futures.wait(pending)
+            wait_all(self._open, self._lock)
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=not wait)
         if not wait:
