@@ -35,7 +35,7 @@ database's totals (bench/_common.py's db_counts); any mismatch prints FAIL and t
 script exits 1. So does any worker log line at ERROR or CRITICAL.
 
 `--profile` attaches `py-spy record --threads -f raw` to the flow's process and
-`py-spy record --subprocesses -f raw` to every worker during the (last) Runway run,
+`py-spy record -f raw` to every worker's main and pool processes during the (last) Runway run,
 and prints where the samples fall, by thread and by category, and the hottest
 functions; the raw files stay in the home with `--keep`.
 """
@@ -399,6 +399,9 @@ def main() -> int:
                                                        str(home / "spy-flow.txt"), "-p", str(proc.pid)],
                                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
                         for i, w in enumerate(workers):
+                            spies.append(subprocess.Popen([PY_SPY, "record", "--gil", "-r", "100", "-f", "raw", "-o",
+                                                           str(home / f"spy-main-{i}.txt"), "-p", str(w.process.pid)],
+                                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
                             for pid in w.pool_pids():
                                 spies.append(subprocess.Popen([PY_SPY, "record", "--gil", "-r", "100", "-f", "raw", "-o",
                                                                str(home / f"spy-worker-{i}-{pid}.txt"), "-p", str(pid)],
@@ -461,6 +464,8 @@ def main() -> int:
             worker_rows = [row for p in sorted(home.glob("spy-worker-*.txt")) for row in read_raw(p)]
             report_profile("worker pool processes (all together)", worker_rows, by_thread=False)
             print_table(["workers, frames (inclusive)", "share"], inclusive(worker_rows, WORKER_FUNCS))
+            main_rows = [row for p in sorted(home.glob("spy-main-*.txt")) for row in read_raw(p)]
+            report_profile("worker main processes (all together)", main_rows, by_thread=True, top=25)
 
     if failures:
         print("\nFAIL:\n  " + "\n  ".join(failures))

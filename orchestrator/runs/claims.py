@@ -86,7 +86,7 @@ def task_run_claim_and_start(*, task_run_id: UUID, state: State, worker: str, ho
                 claim = _claim_other_run(task_run_id, worker, hostname, pid, dispatch, now, timeout)
                 if claim.status != CLAIMED:
                     return claim, None
-        return Claim(CLAIMED), task_run_set_state(task_run_id=task_run_id, state=state)
+        return Claim(CLAIMED), task_run_set_state(task_run_id=task_run_id, state=state, savepoint=False)
 
 
 def _claim_waiting_run(task_run_id: UUID, worker: str, hostname: str, pid: int | None,

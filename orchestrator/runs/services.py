@@ -247,9 +247,13 @@ def flow_run_set_state(*, flow_run_id: UUID, state: State, force: bool = False) 
     return _set_state("flow", flow_run_id, state, force)
 
 
-def task_run_set_state(*, task_run_id: UUID, state: State, force: bool = False) -> OrchestrationResult:
-    """Propose `state` for a task run; the task policy decides."""
-    return _set_state("task", task_run_id, state, force)
+def task_run_set_state(*, task_run_id: UUID, state: State, force: bool = False, savepoint: bool = True) -> OrchestrationResult:
+    """Propose `state` for a task run; the task policy decides.
+
+    Inside a caller's transaction the proposal is a savepoint, so that its failure undoes only
+    itself; `savepoint=False` spares the two statements when the caller's transaction fails as a
+    whole anyway (a worker's claim and start: orchestrator/runs/claims.py)."""
+    return _set_state("task", task_run_id, state, force, savepoint)
 
 
 def task_run_set_name(*, task_run_id: UUID, name: str) -> None:
@@ -408,8 +412,8 @@ def _model_instance(model: type, run: store.RunRow, state: State, fields: dict[s
     return instance
 
 
-def _set_state(kind: str, run_id: UUID, state: State, force: bool) -> OrchestrationResult:
-    with transaction.atomic():
+def _set_state(kind: str, run_id: UUID, state: State, force: bool, savepoint: bool = True) -> OrchestrationResult:
+    with transaction.atomic(savepoint=savepoint):
         db = store.Db()
         loaded = store.load_run_for_update(db, kind, run_id)
         if loaded is None:

@@ -7,6 +7,7 @@ and runs to completion when called from inside a synchronous run.
 from __future__ import annotations
 
 import asyncio
+import logging
 import inspect
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,7 @@ def _submit_created(engine: TaskRunEngine, run_id: Any, answer: Any, runner: Bas
                     flow_ctx: FlowRunContext | None, txn: TaskRunTransaction | None) -> RunwayFuture:  # fmt: skip
     engine.created_as(run_id, answer)
     if flow_ctx:
-        flow_run_logger(flow_ctx).info(f"Submitted task run {engine.run.name!r} for execution.")
+        flow_run_logger(flow_ctx).engine_line(logging.INFO, f"Submitted task run {engine.run.name!r} for execution.")
     if engine.recorded is not None:  # a committed transaction's result: recorded here, never sent to a worker
         runner = SequentialTaskRunner()
     future = RunwayFuture(engine, runner.submit_run(engine))

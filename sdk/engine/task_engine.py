@@ -18,7 +18,7 @@ from sdk.engine.propose import propose, propose_now
 from sdk.engine.remote import NotClaimed
 from sdk.exceptions import Abort, FlowRunCancelledError, TaskRunTimeoutError, UpstreamTaskError
 from sdk.filesystems import LocalFileSystem
-from sdk.logging import flow_run_logger, task_run_logger
+from sdk.logging import RunLoggerAdapter, flow_run_logger, task_run_logger
 from sdk.redaction import redact
 from sdk.settings import get_settings
 from sdk.states import Cancelled, Crashed, Pending, Running, State
@@ -103,10 +103,10 @@ class TaskRunEngine:
         if then is None:
             self.state = State.from_schema(answer.state)
         creator = flow_run_logger(self.flow_ctx) if self.flow_ctx else self.logger
-        creator.info(f"Created task run {self.run.name!r} for task {self.task.name!r}")
+        creator.engine_line(logging.INFO, f"Created task run {self.run.name!r} for task {self.task.name!r}")
 
     @property
-    def logger(self) -> logging.LoggerAdapter:
+    def logger(self) -> RunLoggerAdapter:
         return task_run_logger(self.context)
 
     # --- 2 to 5 --------------------------------------------------------------------
@@ -302,4 +302,4 @@ class TaskRunEngine:
 
     def _log_final(self) -> None:
         level = logging.INFO if self.state.is_completed() else logging.ERROR
-        self.logger.log(level, f"Finished in state {self.state!r}")
+        self.logger.engine_line(level, f"Finished in state {self.state!r}")

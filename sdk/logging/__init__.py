@@ -16,6 +16,7 @@ from sdk.engine.timeouts import shielded
 from sdk.exceptions import MissingContextError
 
 _configured = False
+_ENGINE_FILE = "runway/engine"  # the pathname of the engine's own lines (see RunLoggerAdapter.engine_line)
 _config_lock = threading.Lock()
 _disabled: ContextVar[bool] = ContextVar("run_logger_disabled", default=False)
 
@@ -56,6 +57,20 @@ class RunLoggerAdapter(logging.LoggerAdapter):
         """Logging takes locks: a timeout must not interrupt it half-way (see sdk.engine.timeouts)."""
         with shielded():
             super().log(level, msg, *args, **kwargs)
+
+    def engine_line(self, level: int, msg: str) -> None:
+        """A line the engine writes about the run ("Created task run ...", "Finished in state ...").
+
+        Its record is made without `Logger.findCaller`, whose walk up the stack finds the
+        calling function (always the engine, for these lines) and cost as much as the rest of
+        the record: a task run on Celery writes three such lines.
+        """
+        logger = self.logger
+        if not logger.isEnabledFor(level):
+            return
+        record = logger.makeRecord(logger.name, level, _ENGINE_FILE, 0, msg, (), None, "engine", self.extra)
+        with shielded():
+            logger.handle(record)
 
 
 def get_run_logger(context: Any = None, **extra: Any) -> logging.LoggerAdapter:

@@ -10,6 +10,7 @@ which the engine does when a flow run ends and the process does at exit.
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 import sys
 import threading
@@ -21,31 +22,57 @@ from typing import Any
 from sdk.redaction import redact
 
 DATEFMT = "%H:%M:%S"
-_FLOW_FMT = logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | Flow run %(flow_run_name)r - %(message)s", DATEFMT)
-_TASK_FMT = logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | Task run %(task_run_name)r - %(message)s", DATEFMT)
-_PLAIN_FMT = logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s", DATEFMT)
+_TIMED = "%(asctime)s.%(msecs)03d | %(levelname)-7s | "
+_FLOW, _TASK, _PLAIN = "Flow run %(flow_run_name)r - %(message)s", "Task run %(task_run_name)r - %(message)s", "%(name)s - %(message)s"
+_PLAIN_FMT = logging.Formatter(_TIMED + _PLAIN, DATEFMT)
 
 
 class RunFormatter(logging.Formatter):
-    """`HH:MM:SS.mmm | LEVEL   | Flow run 'name' - message`, or Task run, or the logger's name."""
+    """`HH:MM:SS.mmm | LEVEL   | Flow run 'name' - message`, or Task run, or the logger's name;
+    with `timed=False`, without the time and level, for a handler whose own format has them."""
+
+    def __init__(self, timed: bool = True) -> None:
+        super().__init__()
+        prefix = _TIMED if timed else ""
+        self._task, self._flow, self._plain = (logging.Formatter(prefix + f, DATEFMT) for f in (_TASK, _FLOW, _PLAIN))
 
     def format(self, record: logging.LogRecord) -> str:
         if getattr(record, "task_run_name", None):
-            return _TASK_FMT.format(record)
+            return self._task.format(record)
         if getattr(record, "flow_run_name", None):
-            return _FLOW_FMT.format(record)
-        return _PLAIN_FMT.format(record)
+            return self._flow.format(record)
+        return self._plain.format(record)
 
 
 class ConsoleHandler(logging.StreamHandler):
-    """Writes to the current sys.stderr (looked up per record, so captured output works)."""
+    """Writes to the current sys.stderr (looked up per record, so captured output works).
+
+    In a Celery worker, sys.stderr is Celery's proxy, which would log each line written to
+    it as a new record (a second stack walk and format, with the time twice and every line
+    at one level): there the record itself goes to the proxy's logger, so the worker's log
+    shows `[time: LEVEL/ForkPoolWorker-1] Task run 'name' - message` at the line's own level.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.setFormatter(RunFormatter())
+        self._untimed = RunFormatter(timed=False)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        target = _celery_redirect(sys.stderr)
+        if target is None:
+            super().emit(record)
+            return
+        try:
+            line = copy.copy(record)
+            line.msg, line.args = redact(self._untimed.format(record)), None
+            line.exc_info = line.exc_text = line.stack_info = None  # already in msg
+            target.handle(line)
+        except Exception:
+            self.handleError(record)
 
     @property
     def stream(self):  # type: ignore[override]
@@ -54,6 +81,15 @@ class ConsoleHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+
+def _celery_redirect(stream: Any) -> logging.Logger | None:
+    """The logger behind Celery's sys.stderr proxy, if this is one (only once Celery is imported)."""
+    celery_log = sys.modules.get("celery.utils.log")
+    proxy = getattr(celery_log, "LoggingProxy", None)
+    if proxy is not None and isinstance(stream, proxy):
+        return stream.logger
+    return None
 
 
 class OrchestratorHandler(logging.Handler):

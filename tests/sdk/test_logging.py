@@ -101,3 +101,62 @@ def test_get_run_logger_outside_a_run_raises_missing_context_error():
 def test_disable_run_logger_lets_task_fn_be_called_in_a_unit_test():
     with disable_run_logger():
         assert chatty.fn(3) == 3
+
+
+def test_the_engines_own_lines_are_stored_shown_and_filtered_by_level(capfd, unique_name):
+    """"Created task run", "Submitted task run" and "Finished in state" are made without a stack walk
+    (RunLoggerAdapter.engine_line): they still carry their run, reach both handlers, and honour the level."""
+
+    @flow(name=unique_name)
+    def pipeline():
+        return chatty.submit(2).result()
+
+    pipeline()
+    messages = logs_of(latest_flow_run(pipeline))
+    assert "Created task run 'chatty-0' for task 'chatty'" in messages
+    assert "Submitted task run 'chatty-0' for execution." in messages
+    from orchestrator.runs.models import Log
+
+    finished = Log.objects.get(flow_run=latest_flow_run(pipeline), task_run__isnull=False, message="Finished in state Completed()")
+    assert finished.level == logging.INFO and finished.name == "runway.task_runs"
+    err = capfd.readouterr().err
+    assert any(LINE.match(line) and "Task run 'chatty-0' - Finished in state Completed()" in line for line in err.splitlines())
+
+    runway = logging.getLogger("runway")
+    level = runway.level
+    runway.setLevel(logging.WARNING)
+    try:
+        pipeline()
+    finally:
+        runway.setLevel(level)
+    quiet = logs_of(latest_flow_run(pipeline))
+    assert "processing 2" in quiet  # a warning
+    assert not any(m.startswith(("Created task run", "Submitted task run", "Finished in state")) for m in quiet)
+
+
+def test_in_a_celery_worker_a_run_line_reaches_the_worker_log_once_at_its_own_level(unique_name):
+    """A Celery worker's sys.stderr is Celery's LoggingProxy: a run's line goes to the proxy's logger as
+    one record, `Task run 'name' - message` at the line's level, not as printed text logged again."""
+    import sys
+
+    from celery.utils.log import LoggingProxy
+
+    redirected = logging.getLogger("celery.redirected")
+    seen: list[logging.LogRecord] = []
+    capture = logging.Handler()
+    capture.emit = seen.append
+    redirected.addHandler(capture)
+    saved, sys.stderr = sys.stderr, LoggingProxy(redirected, logging.INFO)
+    try:
+        @flow(name=unique_name)
+        def pipeline():
+            return chatty(5)
+
+        pipeline()
+    finally:
+        sys.stderr = saved
+        redirected.removeHandler(capture)
+    lines = [(r.levelno, r.getMessage()) for r in seen]
+    assert (logging.WARNING, "Task run 'chatty-0' - processing 5") in lines, lines
+    assert (logging.INFO, "Task run 'chatty-0' - Finished in state Completed()") in lines, lines
+    assert not any(LINE.match(message) for _, message in lines), lines  # no second time and level inside

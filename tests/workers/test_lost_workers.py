@@ -238,6 +238,23 @@ def test_a_worker_claims_and_starts_a_run_in_one_call_and_a_second_delivery_chan
     assert state_names(TaskRun.objects.get(pk=run_id)) == ["Pending", "Running", "Completed"]
 
 
+def test_a_claim_and_its_start_are_one_transaction_without_a_savepoint_of_their_own(client):
+    """The Running proposal inside the claim's transaction needs no savepoint: if it failed, the whole
+    transaction would (two statements fewer per task run on a worker)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orchestrator.runs.claims import task_run_claim_and_start
+
+    run_id = pending_task_run(client)
+    with CaptureQueriesContext(connection) as queries:
+        claim, answer = task_run_claim_and_start(task_run_id=run_id, state=State(type=StateType.RUNNING), worker="w",
+                                                 hostname="h", pid=1, dispatch=None, timeout=30)  # fmt: skip
+    assert (claim.status, answer.status, answer.state.type) == ("claimed", SetStateStatus.ACCEPT, StateType.RUNNING)
+    assert not [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"].upper()]
+    assert state_names(TaskRun.objects.get(pk=run_id)) == ["Pending", "Running"]
+
+
 def test_a_claim_with_a_malformed_state_to_start_is_refused_naming_it(client, api):
     run_id = pending_task_run(client)
     answer = api.post(f"task_runs/{run_id}/claim/",
