@@ -7,8 +7,8 @@ and runs to completion when called from inside a synchronous run.
 from __future__ import annotations
 
 import asyncio
-import logging
 import inspect
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sdk.client import get_client

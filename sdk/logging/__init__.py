@@ -16,9 +16,9 @@ from sdk.engine.timeouts import shielded
 from sdk.exceptions import MissingContextError
 
 _configured = False
-_ENGINE_FILE = "runway/engine"  # the pathname of the engine's own lines (see RunLoggerAdapter.engine_line)
 _config_lock = threading.Lock()
 _disabled: ContextVar[bool] = ContextVar("run_logger_disabled", default=False)
+_ENGINE_FILE = "runway/engine"  # the pathname of the engine's own lines (see RunLoggerAdapter.engine_line)
 
 
 def setup_logging() -> None:

@@ -50,7 +50,8 @@ class ConsoleHandler(logging.StreamHandler):
     In a Celery worker, sys.stderr is Celery's proxy, which would log each line written to
     it as a new record (a second stack walk and format, with the time twice and every line
     at one level): there the record itself goes to the proxy's logger, so the worker's log
-    shows `[time: LEVEL/ForkPoolWorker-1] Task run 'name' - message` at the line's own level.
+    shows `[time: LEVEL/ForkPoolWorker-1] Task run 'name' - message` at the line's own level,
+    if the worker's `--loglevel` lets that level through.
     """
 
     def __init__(self) -> None:
@@ -65,6 +66,8 @@ class ConsoleHandler(logging.StreamHandler):
         target = _celery_redirect(sys.stderr)
         if target is None:
             super().emit(record)
+            return
+        if not target.isEnabledFor(record.levelno):
             return
         try:
             line = copy.copy(record)

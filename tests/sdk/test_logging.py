@@ -147,16 +147,25 @@ def test_in_a_celery_worker_a_run_line_reaches_the_worker_log_once_at_its_own_le
     capture.emit = seen.append
     redirected.addHandler(capture)
     saved, sys.stderr = sys.stderr, LoggingProxy(redirected, logging.INFO)
-    try:
-        @flow(name=unique_name)
-        def pipeline():
-            return chatty(5)
+    level = redirected.level
 
+    @flow(name=unique_name)
+    def pipeline():
+        return chatty(5)
+
+    try:
+        redirected.setLevel(logging.INFO)
         pipeline()
+        lines = [(r.levelno, r.getMessage()) for r in seen]
+        seen.clear()
+        redirected.setLevel(logging.WARNING)  # `celery worker --loglevel warning`
+        pipeline()
+        quiet = [(r.levelno, r.getMessage()) for r in seen]
     finally:
         sys.stderr = saved
         redirected.removeHandler(capture)
-    lines = [(r.levelno, r.getMessage()) for r in seen]
+        redirected.setLevel(level)
     assert (logging.WARNING, "Task run 'chatty-0' - processing 5") in lines, lines
     assert (logging.INFO, "Task run 'chatty-0' - Finished in state Completed()") in lines, lines
     assert not any(LINE.match(message) for _, message in lines), lines  # no second time and level inside
+    assert quiet == [(logging.WARNING, "Task run 'chatty-0' - processing 5")], quiet
