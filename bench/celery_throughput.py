@@ -465,7 +465,7 @@ def main() -> int:
             report_profile("worker pool processes (all together)", worker_rows, by_thread=False)
             print_table(["workers, frames (inclusive)", "share"], inclusive(worker_rows, WORKER_FUNCS))
             main_rows = [row for p in sorted(home.glob("spy-main-*.txt")) for row in read_raw(p)]
-            report_profile("worker main processes (all together)", main_rows, by_thread=True, top=25)
+            report_profile("worker main processes (all together)", main_rows, by_thread=False, top=25)
 
     if failures:
         print("\nFAIL:\n  " + "\n  ".join(failures))
